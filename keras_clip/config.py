@@ -1,0 +1,221 @@
+"""Architecture configuration: validating dataclasses read from JSON.
+
+Example:
+    >>> from keras_clip.config import CLIPConfig
+    >>> config = CLIPConfig.from_dict({
+    ...     "embed_dim": 64,
+    ...     "vision": {"type": "vit", "image_size": 32, "width": 64,
+    ...                "layers": 2, "patch_size": 8},
+    ...     "text": {"width": 64, "layers": 2},
+    ... })
+    >>> config.vision.heads
+    1
+"""
+
+import dataclasses
+import json
+from typing import Optional, Tuple, Union
+
+ACTIVATIONS = ("quick_gelu", "gelu")
+
+
+def _require(condition, message):
+    if not condition:
+        raise ValueError(message)
+
+
+def _positive_int(name, value):
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        f"`{name}` must be a positive integer, received {value!r}.",
+    )
+
+
+def _activation(name, value):
+    _require(
+        value in ACTIVATIONS,
+        f"`{name}` must be one of {ACTIVATIONS}, received {value!r}.",
+    )
+
+
+def _from_dict(cls, values, where):
+    if not isinstance(values, dict):
+        raise ValueError(f"{where} must be a dict, received {type(values).__name__}.")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    _require(
+        not unknown,
+        f"Unknown keys {unknown} in {where}; expected a subset of {sorted(known)}.",
+    )
+    return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTConfig:
+    """Vision transformer image tower (OpenAI `VisionTransformer`)."""
+
+    image_size: int
+    width: int
+    layers: int
+    patch_size: int
+    heads: Optional[int] = None  # default: width // 64
+    mlp_dim: Optional[int] = None  # default: 4 * width
+    activation: str = "quick_gelu"
+    layer_norm_epsilon: float = 1e-5
+    type: str = "vit"
+
+    def __post_init__(self):
+        _require(self.type == "vit", f"ViTConfig needs type 'vit', received {self.type!r}.")
+        for name in ("image_size", "width", "layers", "patch_size"):
+            _positive_int(f"vision.{name}", getattr(self, name))
+        if self.heads is None:
+            object.__setattr__(self, "heads", max(self.width // 64, 1))
+        if self.mlp_dim is None:
+            object.__setattr__(self, "mlp_dim", 4 * self.width)
+        _positive_int("vision.heads", self.heads)
+        _positive_int("vision.mlp_dim", self.mlp_dim)
+        _activation("vision.activation", self.activation)
+        _require(
+            self.width % self.heads == 0,
+            f"vision.width ({self.width}) must be divisible by vision.heads ({self.heads}).",
+        )
+        _require(
+            self.image_size % self.patch_size == 0,
+            f"vision.image_size ({self.image_size}) must be a multiple of "
+            f"vision.patch_size ({self.patch_size}).",
+        )
+
+    @property
+    def grid_size(self):
+        return self.image_size // self.patch_size
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetConfig:
+    """Modified ResNet image tower with attention pooling (OpenAI `ModifiedResNet`)."""
+
+    image_size: int
+    width: int
+    layers: Tuple[int, int, int, int]
+    heads: Optional[int] = None  # default: width * 32 // 64
+    type: str = "resnet"
+
+    def __post_init__(self):
+        _require(
+            self.type == "resnet", f"ResNetConfig needs type 'resnet', received {self.type!r}."
+        )
+        object.__setattr__(self, "layers", tuple(self.layers))
+        _require(
+            len(self.layers) == 4,
+            f"vision.layers must list 4 stage depths, received {list(self.layers)}.",
+        )
+        for depth in self.layers:
+            _positive_int("vision.layers[i]", depth)
+        _positive_int("vision.image_size", self.image_size)
+        _positive_int("vision.width", self.width)
+        _require(
+            self.image_size % 32 == 0,
+            f"vision.image_size must be a multiple of 32 for a ResNet, received {self.image_size}.",
+        )
+        if self.heads is None:
+            object.__setattr__(self, "heads", max(self.width * 32 // 64, 1))
+        _positive_int("vision.heads", self.heads)
+        _require(
+            self.embed_width % self.heads == 0,
+            f"The attention-pool width ({self.embed_width}) must be divisible by "
+            f"vision.heads ({self.heads}).",
+        )
+
+    @property
+    def embed_width(self):
+        """Channels after the last stage (the attention pool's width)."""
+        return self.width * 32
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+    """Causal text transformer (OpenAI text tower)."""
+
+    width: int
+    layers: int
+    heads: Optional[int] = None  # default: width // 64
+    context_length: int = 77
+    vocab_size: int = 49408
+    mlp_dim: Optional[int] = None
+    activation: str = "quick_gelu"
+    layer_norm_epsilon: float = 1e-5
+
+    def __post_init__(self):
+        for name in ("width", "layers", "context_length", "vocab_size"):
+            _positive_int(f"text.{name}", getattr(self, name))
+        if self.heads is None:
+            object.__setattr__(self, "heads", max(self.width // 64, 1))
+        if self.mlp_dim is None:
+            object.__setattr__(self, "mlp_dim", 4 * self.width)
+        _positive_int("text.heads", self.heads)
+        _positive_int("text.mlp_dim", self.mlp_dim)
+        _activation("text.activation", self.activation)
+        _require(
+            self.width % self.heads == 0,
+            f"text.width ({self.width}) must be divisible by text.heads ({self.heads}).",
+        )
+
+
+VisionConfig = Union[ViTConfig, ResNetConfig]
+
+
+@dataclasses.dataclass(frozen=True)
+class CLIPConfig:
+    """A whole CLIP model: two towers projected into `embed_dim`."""
+
+    embed_dim: int
+    vision: VisionConfig
+    text: TextConfig
+    name: str = "clip"
+
+    def __post_init__(self):
+        _positive_int("embed_dim", self.embed_dim)
+        _require(
+            isinstance(self.vision, (ViTConfig, ResNetConfig)),
+            f"`vision` must be a ViTConfig or ResNetConfig, received {type(self.vision).__name__}.",
+        )
+        _require(
+            isinstance(self.text, TextConfig),
+            f"`text` must be a TextConfig, received {type(self.text).__name__}.",
+        )
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a config from a plain dict (as stored in a preset's JSON)."""
+        if not isinstance(values, dict):
+            raise ValueError(f"A CLIP config must be a dict, received {type(values).__name__}.")
+        values = dict(values)
+        vision = dict(values.pop("vision", None) or {})
+        vision_type = vision.get("type")
+        vision_classes = {"vit": ViTConfig, "resnet": ResNetConfig}
+        _require(
+            vision_type in vision_classes,
+            f"vision.type must be 'vit' or 'resnet', received {vision_type!r}.",
+        )
+        text = values.pop("text", None)
+        _require(text is not None, "A CLIP config needs a `text` section.")
+        values["vision"] = _from_dict(vision_classes[vision_type], vision, "the `vision` section")
+        values["text"] = _from_dict(TextConfig, text, "the `text` section")
+        return _from_dict(cls, values, "the CLIP config")
+
+    @classmethod
+    def from_json(cls, path):
+        with open(path, encoding="utf-8") as file:
+            return cls.from_dict(json.load(file))
+
+    def to_dict(self):
+        values = dataclasses.asdict(self)
+        values["vision"]["type"] = self.vision.type
+        if isinstance(self.vision, ResNetConfig):
+            values["vision"]["layers"] = list(self.vision.layers)
+        return values
+
+    def to_json(self, path):
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(self.to_dict(), file, indent=2)
+            file.write("\n")

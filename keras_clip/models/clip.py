@@ -1,0 +1,108 @@
+"""The CLIP model: an image tower and a text tower in one embedding space."""
+
+import keras
+
+from keras_clip.config import CLIPConfig, ResNetConfig
+from keras_clip.layers import ContrastiveLogits
+from keras_clip.models.modified_resnet import ModifiedResNetEncoder
+from keras_clip.models.text_transformer import TextTransformerEncoder
+from keras_clip.models.towers import validate_images, validate_token_ids
+from keras_clip.models.vision_transformer import VisionTransformerEncoder
+
+
+def build_image_encoder(config, dtype=None):
+    """Builds the image tower that `config.vision` describes."""
+    encoder = ModifiedResNetEncoder if isinstance(config.vision, ResNetConfig) else (
+        VisionTransformerEncoder
+    )
+    return encoder(config.vision, config.embed_dim, dtype=dtype, name="image_encoder")
+
+
+@keras.saving.register_keras_serializable(package="keras_clip")
+class CLIP(keras.Model):
+    """Contrastive language-image model.
+
+    Called on `{"images": (B, S, S, 3) float32, "token_ids": (B, L) int32}` it
+    returns `{"image_embeddings", "text_embeddings"}` (projected, not
+    normalised) and `"logits_per_image"` `(B, B)`, the scaled cosine
+    similarities (`"logits_per_text"` is its transpose).
+
+    Args:
+        config: a `CLIPConfig` or its dict (see `keras_clip/presets/configs`).
+        dtype: optional dtype policy for every layer (e.g. `"bfloat16"`).
+
+    Example:
+        >>> import keras_clip, numpy as np
+        >>> model = keras_clip.from_preset("vit_b32", weights=None)
+        >>> images = np.zeros((1, 224, 224, 3), "float32")
+        >>> model.encode_image(images).shape
+        (1, 512)
+    """
+
+    def __init__(self, config, dtype=None, **kwargs):
+        config = config if isinstance(config, CLIPConfig) else CLIPConfig.from_dict(config)
+        image_encoder = build_image_encoder(config, dtype=dtype)
+        text_encoder = TextTransformerEncoder(
+            config.text, config.embed_dim, dtype=dtype, name="text_encoder"
+        )
+        size, length = config.vision.image_size, config.text.context_length
+        images = keras.Input((size, size, 3), name="images")
+        token_ids = keras.Input((length,), dtype="int32", name="token_ids")
+        image_embeddings = image_encoder(images)
+        text_embeddings = text_encoder(token_ids)
+        logits = ContrastiveLogits(name="logits")(image_embeddings, text_embeddings)
+        outputs = {
+            "image_embeddings": image_embeddings,
+            "text_embeddings": text_embeddings,
+            "logits_per_image": logits,
+        }
+        kwargs.setdefault("name", config.name)
+        super().__init__(
+            inputs={"images": images, "token_ids": token_ids}, outputs=outputs, **kwargs
+        )
+        self.config = config
+        self.dtype_override = dtype
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.contrastive_logits = self.get_layer("logits")
+
+    @property
+    def image_size(self):
+        return self.config.vision.image_size
+
+    @property
+    def context_length(self):
+        return self.config.text.context_length
+
+    @property
+    def logit_scale(self):
+        """The current logit multiplier, `min(exp(t), 100)`."""
+        return self.contrastive_logits.scale()
+
+    def encode_image(self, images):
+        """Preprocessed images `(B, S, S, 3)` -> projected embeddings `(B, embed_dim)`."""
+        validate_images(images, self.image_size)
+        return self.image_encoder(images, training=False)
+
+    def encode_text(self, token_ids):
+        """Token ids `(B, L)` -> projected embeddings `(B, embed_dim)`."""
+        validate_token_ids(token_ids, self.context_length, self.config.text.vocab_size)
+        return self.text_encoder(token_ids, training=False)
+
+    def save_to_preset(self, path):
+        """Writes `config.json` and `model.weights.h5` to the folder `path`."""
+        from keras_clip.presets.preset_folder import save_preset_folder
+
+        save_preset_folder(self, path)
+
+    def get_config(self):
+        return {
+            "config": self.config.to_dict(),
+            "dtype": self.dtype_override,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

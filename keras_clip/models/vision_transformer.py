@@ -1,0 +1,77 @@
+"""The ViT image tower (OpenAI's `VisionTransformer`), as a functional model."""
+
+import keras
+from keras import layers
+
+from keras_clip.config import ViTConfig
+from keras_clip.layers import ClassTokenAndPositionEmbedding, ResidualAttentionBlock
+
+
+@keras.saving.register_keras_serializable(package="keras_clip")
+class VisionTransformerEncoder(keras.Model):
+    """Images `(B, S, S, 3)` -> projected embeddings `(B, embed_dim)`.
+
+    Conv patch embedding (no bias), class token and positions, `ln_pre`,
+    pre-LN residual blocks, `ln_post` on the class token, linear projection
+    without bias.
+
+    Args:
+        vision: a `ViTConfig` or its dict.
+        embed_dim: width of the shared embedding space.
+        dtype: optional dtype policy for every layer (e.g. `"bfloat16"`).
+
+    Example:
+        >>> encoder = VisionTransformerEncoder(
+        ...     {"image_size": 32, "width": 64, "layers": 1, "patch_size": 16},
+        ...     embed_dim=32)
+        >>> encoder.output_shape
+        (None, 32)
+    """
+
+    def __init__(self, vision, embed_dim, dtype=None, **kwargs):
+        config = vision if isinstance(vision, ViTConfig) else ViTConfig(**vision)
+        images = keras.Input((config.image_size, config.image_size, 3), name="images")
+        x = layers.Conv2D(
+            config.width,
+            config.patch_size,
+            strides=config.patch_size,
+            use_bias=False,
+            name="conv1",
+            dtype=dtype,
+        )(images)
+        x = layers.Reshape((config.grid_size**2, config.width), dtype=dtype)(x)  # (B, N, D)
+        x = ClassTokenAndPositionEmbedding(config.grid_size**2, name="embeddings", dtype=dtype)(x)
+        eps = config.layer_norm_epsilon
+        x = layers.LayerNormalization(epsilon=eps, name="ln_pre", dtype=dtype)(x)
+        for index in range(config.layers):
+            x = ResidualAttentionBlock(
+                config.heads,
+                config.mlp_dim,
+                activation=config.activation,
+                layer_norm_epsilon=eps,
+                name=f"resblocks_{index}",
+                dtype=dtype,
+            )(x)
+        x = layers.LayerNormalization(epsilon=eps, name="ln_post", dtype=dtype)(x[:, 0])
+        x = layers.Dense(embed_dim, use_bias=False, name="proj", dtype=dtype)(x)
+        super().__init__(inputs=images, outputs=x, **kwargs)
+        self.config = config
+        self.embed_dim = embed_dim
+        self.dtype_override = dtype
+
+    @property
+    def image_size(self):
+        return self.config.image_size
+
+    def get_config(self):
+        return {
+            "vision": self.config.__dict__.copy(),
+            "embed_dim": self.embed_dim,
+            "dtype": self.dtype_override,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,127 @@
+"""Hugging Face transformers CLIP folders (ViT models) -> OpenAI key names.
+
+A folder holds `config.json` and `model.safetensors` (or `pytorch_model.bin`).
+The weights are renamed into OpenAI's layout (Q/K/V fused into `in_proj`,
+projections transposed) and then loaded like any OpenAI checkpoint.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from keras_clip.config import CLIPConfig, TextConfig, ViTConfig
+from keras_clip.presets.checkpoint_files import read_state_dict
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_ACTIVATIONS = {"quick_gelu": "quick_gelu", "gelu": "gelu"}
+
+
+def is_transformers_folder(path):
+    """True if `path` looks like a transformers CLIP checkpoint folder."""
+    config = os.path.join(path, "config.json")
+    if not os.path.isfile(config):
+        return False
+    with open(config, encoding="utf-8") as file:
+        return json.load(file).get("model_type") == "clip"
+
+
+def _activation(section, where):
+    name = section.get("hidden_act", "quick_gelu")
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"Unsupported {where}.hidden_act {name!r}; expected quick_gelu or gelu.")
+    return _ACTIVATIONS[name]
+
+
+def config_from_transformers(values, name="clip"):
+    """Builds a `CLIPConfig` from a transformers `CLIPConfig` dict."""
+    vision, text = values["vision_config"], values["text_config"]
+    return CLIPConfig(
+        embed_dim=values.get("projection_dim", 512),
+        name=name,
+        vision=ViTConfig(
+            image_size=vision["image_size"],
+            width=vision["hidden_size"],
+            layers=vision["num_hidden_layers"],
+            patch_size=vision["patch_size"],
+            heads=vision["num_attention_heads"],
+            mlp_dim=vision["intermediate_size"],
+            activation=_activation(vision, "vision_config"),
+            layer_norm_epsilon=vision.get("layer_norm_eps", 1e-5),
+        ),
+        text=TextConfig(
+            width=text["hidden_size"],
+            layers=text["num_hidden_layers"],
+            heads=text["num_attention_heads"],
+            context_length=text["max_position_embeddings"],
+            vocab_size=text["vocab_size"],
+            mlp_dim=text["intermediate_size"],
+            activation=_activation(text, "text_config"),
+            layer_norm_epsilon=text.get("layer_norm_eps", 1e-5),
+        ),
+    )
+
+
+def _encoder_layers(hf, prefix, openai_prefix, count, out):
+    for index in range(count):
+        src, dst = f"{prefix}.encoder.layers.{index}", f"{openai_prefix}.{index}"
+        attention = f"{src}.self_attn"
+        out[f"{dst}.attn.in_proj_weight"] = np.concatenate(
+            [hf.pop(f"{attention}.{p}_proj.weight") for p in "qkv"], axis=0
+        )
+        out[f"{dst}.attn.in_proj_bias"] = np.concatenate(
+            [hf.pop(f"{attention}.{p}_proj.bias") for p in "qkv"], axis=0
+        )
+        renames = {
+            "self_attn.out_proj": "attn.out_proj",
+            "layer_norm1": "ln_1",
+            "layer_norm2": "ln_2",
+            "mlp.fc1": "mlp.c_fc",
+            "mlp.fc2": "mlp.c_proj",
+        }
+        for old, new in renames.items():
+            for part in ("weight", "bias"):
+                out[f"{dst}.{new}.{part}"] = hf.pop(f"{src}.{old}.{part}")
+
+
+def openai_state_dict(hf, config):
+    """Renames a transformers CLIP state dict into OpenAI's key names."""
+    hf = dict(hf)
+    hf.pop("text_model.embeddings.position_ids", None)
+    hf.pop("vision_model.embeddings.position_ids", None)
+    out = {}
+    try:
+        out["token_embedding.weight"] = hf.pop("text_model.embeddings.token_embedding.weight")
+        out["positional_embedding"] = hf.pop("text_model.embeddings.position_embedding.weight")
+        _encoder_layers(hf, "text_model", "transformer.resblocks", config.text.layers, out)
+        for part in ("weight", "bias"):
+            out[f"ln_final.{part}"] = hf.pop(f"text_model.final_layer_norm.{part}")
+            out[f"visual.ln_pre.{part}"] = hf.pop(f"vision_model.pre_layrnorm.{part}")
+            out[f"visual.ln_post.{part}"] = hf.pop(f"vision_model.post_layernorm.{part}")
+        out["text_projection"] = hf.pop("text_projection.weight").T
+        out["visual.class_embedding"] = hf.pop("vision_model.embeddings.class_embedding")
+        out["visual.conv1.weight"] = hf.pop("vision_model.embeddings.patch_embedding.weight")
+        out["visual.positional_embedding"] = hf.pop(
+            "vision_model.embeddings.position_embedding.weight"
+        )
+        _encoder_layers(
+            hf, "vision_model", "visual.transformer.resblocks", config.vision.layers, out
+        )
+        out["visual.proj"] = hf.pop("visual_projection.weight").T
+        out["logit_scale"] = hf.pop("logit_scale")
+    except KeyError as error:
+        raise ValueError(f"The transformers checkpoint lacks the tensor {error.args[0]!r}.") from None
+    if hf:
+        raise ValueError(f"Unexpected tensors in the transformers checkpoint: {sorted(hf)}")
+    return out
+
+
+def read_transformers_folder(path, name="clip"):
+    """Returns `(CLIPConfig, OpenAI-format state dict)` for a transformers folder."""
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as file:
+        config = config_from_transformers(json.load(file), name=name)
+    for filename in WEIGHT_FILES:
+        weights = os.path.join(path, filename)
+        if os.path.isfile(weights):
+            return config, openai_state_dict(read_state_dict(weights), config)
+    raise ValueError(f"{path} has a config.json but none of the weight files {WEIGHT_FILES}.")
