@@ -1,0 +1,112 @@
+"""CSV/TSV files of (image path, caption) rows as a tf.data pipeline.
+
+Like open_clip's ``--csv-img-key``/``--csv-caption-key``: one column holds the
+image path, another the caption. The table is parsed once in Python (so bad
+column names fail early with a clear message); images are read and decoded in
+the tf.data graph, unreadable and undecodable ones skipped and counted.
+"""
+
+import csv
+import io
+import os
+
+from keras_clip.data import pipeline
+
+
+def read_table(path, image_key="filepath", caption_key="title", sep=None, image_root=None):
+    """Parses one CSV/TSV into ``(image_paths, captions)`` lists of str.
+
+    Args:
+        path: the file (local or any ``tf.io.gfile`` path).
+        image_key, caption_key: column names of the image path and the caption.
+        sep: the delimiter; ``None`` means tab for ``.tsv`` files, else comma.
+        image_root: folder that relative image paths are resolved against;
+            default the table's own folder.
+
+    Example:
+        >>> paths, captions = read_table("data.csv")
+    """
+    import tensorflow as tf
+
+    if sep is None:
+        sep = "\t" if os.fspath(path).lower().endswith(".tsv") else ","
+    with tf.io.gfile.GFile(os.fspath(path), "r") as f:
+        text = f.read()
+    reader = csv.DictReader(io.StringIO(text), delimiter=sep)
+    columns = reader.fieldnames or []
+    missing = [k for k in (image_key, caption_key) if k not in columns]
+    if missing:
+        raise ValueError(
+            f"{path}: column(s) {missing} not found; the header (split on {sep!r}) has "
+            f"{columns}. Pass image_key=/caption_key= (or sep=) to match the file.")
+    root = os.fspath(image_root) if image_root is not None else os.path.dirname(
+        os.fspath(path))
+    paths, captions = [], []
+    for row in reader:
+        p = (row.get(image_key) or "").strip()
+        if p and not (os.path.isabs(p) or "://" in p):
+            p = os.path.join(root, p)
+        paths.append(p)
+        captions.append(row.get(caption_key) or "")
+    return paths, captions
+
+
+def csv_dataset(path, image_size, batch_size, tokenizer=None, image_key="filepath",
+                caption_key="title", sep=None, image_root=None, training=True,
+                shuffle_buffer=10000, seed=None, num_parallel_calls=None, num_shards=1,
+                shard_index=0, input_context=None, drop_remainder=None, repeat=False,
+                scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), stats=None):
+    """A ``tf.data`` pipeline over CSV/TSV tables of image paths and captions.
+
+    Args:
+        path: table file(s): a path, a glob, or a list of them.
+        image_size, batch_size, tokenizer, training, shuffle_buffer, seed,
+            num_parallel_calls, drop_remainder, repeat, scale, ratio, stats:
+            as in ``webdataset_dataset``.
+        image_key, caption_key: column names (open_clip's defaults).
+        sep: delimiter; ``None`` = tab for ``.tsv``, comma otherwise.
+        image_root: folder for relative image paths (default: each table's folder).
+        num_shards, shard_index, input_context: this worker's part of the rows
+            (every ``num_shards``-th row, in table order).
+
+    Returns:
+        A dataset of ``{"images": float32 (B, S, S, 3), "token_ids": int32 (B, 77)}``
+        with a ``quality_stats`` attribute.
+
+    Example:
+        >>> ds = csv_dataset("train.tsv", 224, 32, image_key="filepath", caption_key="title")
+    """
+    import tensorflow as tf
+
+    pipeline.check_common(image_size, batch_size)
+    tables = pipeline.list_files(path, "CSV/TSV tables")
+    paths, captions = [], []
+    for table in tables:
+        p, c = read_table(table, image_key, caption_key, sep, image_root)
+        paths += p
+        captions += c
+    if not paths:
+        raise ValueError(f"{tables} hold no rows; expected a header line and at least one "
+                         "(image path, caption) row.")
+    rows = pipeline.shard_files(list(zip(paths, captions)), num_shards, shard_index,
+                                input_context, "rows")
+    stats = stats or pipeline.DataQualityStats()
+    ds = tf.data.Dataset.from_tensor_slices({"path": [r[0] for r in rows],
+                                             "caption": [r[1] for r in rows]})
+    ds = pipeline.drop_missing_captions(ds, stats)
+    if training and shuffle_buffer and shuffle_buffer > 1:
+        ds = ds.shuffle(min(shuffle_buffer, len(rows)), seed=seed,
+                        reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    parallel = num_parallel_calls or tf.data.AUTOTUNE
+
+    def read(record):
+        return {"image_bytes": tf.io.read_file(record["path"]), "caption": record["caption"]}
+
+    ds = pipeline.guarded_map(ds, read, stats, "read", parallel)
+    return pipeline.finish(
+        ds, image_size, batch_size, tokenizer=tokenizer, training=training, seed=seed,
+        decode=True, num_parallel_calls=num_parallel_calls,
+        drop_remainder=training if drop_remainder is None else drop_remainder,
+        stats=stats, scale=scale, ratio=ratio)

@@ -1,0 +1,378 @@
+"""Shared tf.data stages: file listing and sharding, decode with skip counting, crop,
+batched tokenization, and the per-epoch data-quality report.
+
+The pipelines need TensorFlow but run under every Keras backend: iterate them with
+``as_numpy_iterator()`` or pass them to ``model.fit``.
+
+Skipped samples are counted in a ``DataQualityStats``: problems seen while reading
+files in Python (a truncated or unreadable shard, a sample without image or caption)
+are added directly; problems met inside the graph (an image TensorFlow cannot decode,
+a path it cannot read, an empty caption) are counted with int64 ``tf.Variable``s —
+one counter before the stage that may fail and one after ``ignore_errors``, their
+difference being the number of samples dropped there.
+"""
+
+import collections
+import glob
+import logging
+import os
+import re
+import threading
+
+import keras
+
+logger = logging.getLogger("keras_clip.data")
+
+CATEGORIES = (
+    "corrupt_image",       # TensorFlow could not decode (or crop) the image bytes
+    "unreadable_file",     # an image path that could not be read
+    "missing_caption",     # no caption file / empty caption
+    "missing_image",       # a WebDataset sample without an image member
+    "unreadable_shard",    # a tar shard that could not be opened or ended early
+)
+
+
+class DataQualityStats:
+    """Counts of samples a pipeline skipped, per cause (see ``CATEGORIES``).
+
+    Every pipeline of ``keras_clip.data`` returns a dataset with a
+    ``quality_stats`` attribute holding one; ``DataQualityReport`` reads it.
+
+    Example:
+        >>> stats = DataQualityStats()
+        >>> stats.add("missing_caption")
+        >>> stats.counts()["missing_caption"]
+        1
+    """
+
+    def __init__(self):
+        import tensorflow as tf
+
+        self._lock = threading.Lock()
+        self._python = collections.Counter()
+        # Created eagerly, on the CPU and outside any function or strategy scope's
+        # graph, so that tf.data functions can capture them.
+        with tf.init_scope(), tf.device("/CPU:0"):
+            self._vars = {
+                name: tf.Variable(0, dtype=tf.int64, trainable=False,
+                                  name=f"data_{name}")
+                for name in ("seen_decode", "ok_decode", "seen_read", "ok_read",
+                             "missing_caption")
+            }
+
+    def add(self, category, n=1):
+        """Adds ``n`` skipped samples of ``category`` (thread-safe, Python side)."""
+        if category not in CATEGORIES:
+            raise ValueError(f"category must be one of {CATEGORIES}; received {category!r}.")
+        with self._lock:
+            self._python[category] += n
+
+    def counter(self, name, increment):
+        """In-graph: adds the int64 scalar ``increment`` to counter ``name``."""
+        return self._vars[name].assign_add(increment)
+
+    def counts(self):
+        """``{category: skipped samples}`` since the last ``reset()``."""
+        v = {k: int(var.numpy()) for k, var in self._vars.items()}
+        with self._lock:
+            out = {c: self._python.get(c, 0) for c in CATEGORIES}
+        out["corrupt_image"] += v["seen_decode"] - v["ok_decode"]
+        out["unreadable_file"] += v["seen_read"] - v["ok_read"]
+        out["missing_caption"] += v["missing_caption"]
+        return out
+
+    def total(self):
+        """Total skipped samples (``unreadable_shard`` counts shards, not samples)."""
+        return sum(v for k, v in self.counts().items() if k != "unreadable_shard")
+
+    def reset(self):
+        """Sets every count back to zero."""
+        for var in self._vars.values():
+            var.assign(0)
+        with self._lock:
+            self._python.clear()
+
+    def report(self, reset=True, where="epoch"):
+        """Logs one warning with the counts if anything was skipped; returns the message.
+
+        Example:
+            >>> for batch in dataset: ...
+            >>> dataset.quality_stats.report()
+        """
+        counts = self.counts()
+        if reset:
+            self.reset()
+        if not any(counts.values()):
+            return None
+        detail = ", ".join(f"{k}={v}" for k, v in counts.items() if v)
+        msg = (f"keras_clip.data: skipped {sum(v for k, v in counts.items() if k != 'unreadable_shard')} "
+               f"sample(s) this {where} ({detail}).")
+        logger.warning(msg)
+        return msg
+
+
+class DataQualityReport(keras.callbacks.Callback):
+    """Keras callback: one warning per epoch with the counts of skipped samples.
+
+    Args:
+        *sources: datasets returned by ``keras_clip.data`` (or ``DataQualityStats``).
+
+    Example:
+        >>> ds = webdataset_dataset("shards/*.tar", 224, 32)
+        >>> model.fit(ds, epochs=3, callbacks=[DataQualityReport(ds)])
+    """
+
+    def __init__(self, *sources):
+        super().__init__()
+        self.stats = []
+        for s in sources:
+            stats = s if isinstance(s, DataQualityStats) else getattr(s, "quality_stats", None)
+            if stats is None:
+                raise ValueError(
+                    "DataQualityReport expects datasets built by keras_clip.data or "
+                    f"DataQualityStats objects; received {type(s).__name__}.")
+            self.stats.append(stats)
+        self.history = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        for stats in self.stats:
+            counts = stats.counts()
+            self.history.append(counts)
+            stats.report(reset=True, where=f"epoch ({epoch + 1})")
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def expand_braces(pattern):
+    """Expands WebDataset brace ranges: ``"a-{000..002}.tar"`` -> 3 names.
+
+    Example:
+        >>> expand_braces("s-{0..2}.tar")
+        ['s-0.tar', 's-1.tar', 's-2.tar']
+    """
+    m = re.search(r"\{(\d+)\.\.(\d+)\}", pattern)
+    if not m:
+        return [pattern]
+    lo, hi = m.group(1), m.group(2)
+    width = len(lo) if lo.startswith("0") else 0
+    out = []
+    for i in range(int(lo), int(hi) + 1):
+        out.extend(expand_braces(pattern[: m.start()] + str(i).zfill(width) + pattern[m.end():]))
+    return out
+
+
+def list_files(patterns, what="files"):
+    """Sorted, de-duplicated files matching glob/brace ``patterns`` (str or list)."""
+    import tensorflow as tf
+
+    if isinstance(patterns, (str, os.PathLike)):
+        patterns = [patterns]
+    patterns = [os.fspath(p) for p in patterns]
+    if not patterns:
+        raise ValueError(f"expected at least one path or pattern for the {what}; received none.")
+    files = []
+    for pattern in patterns:
+        for p in expand_braces(pattern):
+            if any(ch in p for ch in "*?["):
+                files.extend(tf.io.gfile.glob(p) if "://" in p else glob.glob(p))
+            elif tf.io.gfile.exists(p):
+                files.append(p)
+    files = sorted(set(files))
+    if not files:
+        raise ValueError(f"no {what} match {patterns}; expected existing paths or glob "
+                         "patterns (e.g. 'shards/{00000..00009}.tar' or 'shards/*.tar').")
+    return files
+
+
+def shard_files(files, num_shards=1, index=0, input_context=None, what="files"):
+    """The worker's part of ``files``: every ``num_shards``-th, starting at ``index``.
+
+    ``input_context`` (a ``tf.distribute.InputContext``) overrides ``num_shards``
+    and ``index`` with its input-pipeline count and id.
+
+    Example:
+        >>> shard_files(["a", "b", "c"], num_shards=2, index=1)
+        ['b']
+    """
+    if input_context is not None:
+        num_shards = input_context.num_input_pipelines
+        index = input_context.input_pipeline_id
+    if num_shards < 1 or not 0 <= index < num_shards:
+        raise ValueError(f"expected num_shards >= 1 and 0 <= index < num_shards; received "
+                         f"num_shards={num_shards}, index={index}.")
+    if num_shards > len(files):
+        raise ValueError(f"cannot split {len(files)} {what} among {num_shards} workers; "
+                         f"expected at least {num_shards} {what}.")
+    return list(files)[index::num_shards]
+
+
+# ------------------------------------------------------------------- preprocessing
+
+
+def _crop_functions():
+    """(center_crop, random_resized_crop) from keras_clip.preprocessing."""
+    try:
+        from keras_clip import preprocessing
+    except ImportError:  # pragma: no cover - the stand-ins below are used until it lands
+        return _center_crop_standin, _random_resized_crop_standin
+    return preprocessing.center_crop_tf, preprocessing.random_resized_crop_tf
+
+
+_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _normalize(image):
+    import tensorflow as tf
+
+    image = tf.clip_by_value(image, 0.0, 255.0) / 255.0
+    return (image - tf.constant(_MEAN)) / tf.constant(_STD)
+
+
+def _center_crop_standin(image, image_size):
+    import tensorflow as tf
+
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = image_size / tf.reduce_min(shape)
+    new = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), image_size)
+    image = tf.image.resize(image, new, method="bicubic", antialias=True)
+    image = tf.image.resize_with_crop_or_pad(image, image_size, image_size)
+    return _normalize(image)
+
+
+def _random_resized_crop_standin(image, image_size, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3),
+                                 seed=None):
+    import tensorflow as tf
+
+    seed = tf.zeros((2,), tf.int64) if seed is None else seed
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), tf.zeros((1, 0, 4)), seed=seed, area_range=scale,
+        aspect_ratio_range=ratio, min_object_covered=0.0, use_image_if_no_bounding_boxes=True)
+    image = tf.slice(image, begin, size)
+    image = tf.image.resize(image, (image_size, image_size), method="bicubic", antialias=True)
+    return _normalize(image)
+
+
+def resolve_tokenizer(tokenizer):
+    """``tokenizer`` or, when None, ``keras_clip.CLIPTokenizer()``."""
+    if tokenizer is not None:
+        if not callable(tokenizer):
+            raise ValueError(f"tokenizer must be callable on tf.string tensors; received "
+                             f"{type(tokenizer).__name__}.")
+        return tokenizer
+    import keras_clip
+
+    if not hasattr(keras_clip, "CLIPTokenizer"):  # pragma: no cover
+        raise ValueError("tokenizer=None needs keras_clip.CLIPTokenizer; pass a tokenizer.")
+    return keras_clip.CLIPTokenizer()
+
+
+# -------------------------------------------------------------------- the pipeline
+
+
+def check_common(image_size, batch_size):
+    if not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive int; received {image_size!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; received {batch_size!r}.")
+
+
+def drop_missing_captions(ds, stats):
+    """Filters out records whose ``"caption"`` is empty after stripping, counting them."""
+    import tensorflow as tf
+
+    def count(record):
+        empty = tf.equal(tf.strings.length(tf.strings.strip(record["caption"])), 0)
+        stats.counter("missing_caption", tf.cast(empty, tf.int64))
+        record = dict(record)
+        record["_keep"] = tf.logical_not(empty)
+        return record
+
+    def strip_flag(record):
+        record = dict(record)
+        record.pop("_keep")
+        return record
+
+    return ds.map(count).filter(lambda r: r["_keep"]).map(strip_flag)
+
+
+def guarded_map(ds, fn, stats, name, num_parallel_calls):
+    """``ds.map(fn)`` in parallel with failing elements skipped and counted under ``name``."""
+    import tensorflow as tf
+
+    def seen(record):
+        with tf.control_dependencies([stats.counter(f"seen_{name}", tf.constant(1, tf.int64))]):
+            return tf.nest.map_structure(tf.identity, record)
+
+    def ok(record):
+        with tf.control_dependencies([stats.counter(f"ok_{name}", tf.constant(1, tf.int64))]):
+            return tf.nest.map_structure(tf.identity, record)
+
+    ds = ds.map(seen)
+    ds = ds.map(fn, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.ignore_errors()
+    return ds.map(ok)
+
+
+def finish(ds, image_size, batch_size, tokenizer=None, training=True, seed=None,
+           decode=False, include_labels=False, num_parallel_calls=None, drop_remainder=False,
+           stats=None, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), prefetch=True):
+    """Decode (if ``decode``), crop, batch and tokenize records into model batches.
+
+    Records are dicts with ``"caption"`` (tf.string) and either ``"image"`` (uint8
+    HWC) or, with ``decode=True``, ``"image_bytes"`` (encoded jpg/png/webp/...).
+    Undecodable images are skipped and counted in ``stats``.
+
+    Returns:
+        A dataset of ``{"images": float32 (B, S, S, 3), "token_ids": int32 (B, 77)}``
+        (plus ``"labels"`` when ``include_labels``), with ``quality_stats`` set.
+    """
+    import tensorflow as tf
+
+    check_common(image_size, batch_size)
+    stats = stats or DataQualityStats()
+    tokenizer = resolve_tokenizer(tokenizer)
+    center_crop, random_crop = _crop_functions()
+    parallel = num_parallel_calls or tf.data.AUTOTUNE
+    if training:
+        # One stateless seed per element; the stream is reproducible from `seed` yet
+        # differs between epochs.
+        randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, randoms.batch(2)).map(
+            lambda record, s: dict(record, _seed=s))
+
+    def load(record):
+        record = dict(record)
+        crop_seed = record.pop("_seed", None)
+        if decode:
+            image = tf.io.decode_image(record.pop("image_bytes"), channels=3,
+                                       expand_animations=False)
+        else:
+            image = record.pop("image")
+        image.set_shape((None, None, 3))
+        if training:
+            image = random_crop(image, image_size, scale=scale, ratio=ratio, seed=crop_seed)
+        else:
+            image = center_crop(image, image_size)
+        record["images"] = tf.ensure_shape(tf.cast(image, tf.float32),
+                                           (image_size, image_size, 3))
+        return record
+
+    ds = guarded_map(ds, load, stats, "decode", parallel)
+    keys = ["images", "token_ids"] + (["labels"] if include_labels else [])
+
+    def tokenize(batch):
+        out = {"images": batch["images"],
+               "token_ids": tf.cast(tokenizer(batch["caption"]), tf.int32)}
+        if include_labels:
+            out["labels"] = tf.cast(batch["label"], tf.int32)
+        return {k: out[k] for k in keys}
+
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder,
+                  num_parallel_calls=parallel, deterministic=True)
+    ds = ds.map(tokenize, num_parallel_calls=parallel, deterministic=True)
+    if prefetch:
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds.quality_stats = stats
+    return ds
