@@ -1,6 +1,7 @@
 """The CLIP model: an image tower and a text tower in one embedding space."""
 
 import keras
+import numpy as np
 
 from keras_clip.config import CLIPConfig, ResNetConfig
 from keras_clip.layers import ContrastiveLogits
@@ -8,6 +9,15 @@ from keras_clip.models.modified_resnet import ModifiedResNetEncoder
 from keras_clip.models.text_transformer import TextTransformerEncoder
 from keras_clip.models.towers import validate_images, validate_token_ids
 from keras_clip.models.vision_transformer import VisionTransformerEncoder
+from keras_clip.training.contrastive import ContrastiveTrainer
+from keras_clip.training.remat import remat_scope
+
+
+def _run_tower(tower, inputs):
+    """Runs a tower compiled (`predict_on_batch`) on concrete inputs, traced otherwise."""
+    if isinstance(inputs, (np.ndarray, list, tuple)):
+        return tower.predict_on_batch(np.asarray(inputs))
+    return tower(inputs, training=False)
 
 
 def build_image_encoder(config, dtype=None):
@@ -19,7 +29,7 @@ def build_image_encoder(config, dtype=None):
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
-class CLIP(keras.Model):
+class CLIP(ContrastiveTrainer, keras.Model):
     """Contrastive language-image model.
 
     Called on `{"images": (B, S, S, 3) float32, "token_ids": (B, L) int32}` it
@@ -30,6 +40,11 @@ class CLIP(keras.Model):
     Args:
         config: a `CLIPConfig` or its dict (see `keras_clip/presets/configs`).
         dtype: optional dtype policy for every layer (e.g. `"bfloat16"`).
+        remat: gradient checkpointing: `False`, `True` (each residual block)
+            or `"full"` (every layer); see `keras_clip.training.remat_scope`.
+
+    Training: `model.compile(optimizer=...)` then `model.fit(dataset)` with a
+    dataset of `{"images", "token_ids"}` (see `keras_clip.training`).
 
     Example:
         >>> import keras_clip, numpy as np
@@ -39,12 +54,13 @@ class CLIP(keras.Model):
         (1, 512)
     """
 
-    def __init__(self, config, dtype=None, **kwargs):
+    def __init__(self, config, dtype=None, remat=False, **kwargs):
         config = config if isinstance(config, CLIPConfig) else CLIPConfig.from_dict(config)
-        image_encoder = build_image_encoder(config, dtype=dtype)
-        text_encoder = TextTransformerEncoder(
-            config.text, config.embed_dim, dtype=dtype, name="text_encoder"
-        )
+        with remat_scope(remat, config):
+            image_encoder = build_image_encoder(config, dtype=dtype)
+            text_encoder = TextTransformerEncoder(
+                config.text, config.embed_dim, dtype=dtype, name="text_encoder"
+            )
         size, length = config.vision.image_size, config.text.context_length
         images = keras.Input((size, size, 3), name="images")
         token_ids = keras.Input((length,), dtype="int32", name="token_ids")
@@ -65,6 +81,8 @@ class CLIP(keras.Model):
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.contrastive_logits = self.get_layer("logits")
+        self.remat = remat
+        self._setup_contrastive_training()
 
     @property
     def image_size(self):
@@ -80,14 +98,18 @@ class CLIP(keras.Model):
         return self.contrastive_logits.scale()
 
     def encode_image(self, images):
-        """Preprocessed images `(B, S, S, 3)` -> projected embeddings `(B, embed_dim)`."""
+        """Preprocessed images `(B, S, S, 3)` -> projected embeddings `(B, embed_dim)`.
+
+        Numpy inputs run through a compiled function and give numpy; backend
+        tensors run eagerly (or inside the caller's trace) and give tensors.
+        """
         validate_images(images, self.image_size)
-        return self.image_encoder(images, training=False)
+        return _run_tower(self.image_encoder, images)
 
     def encode_text(self, token_ids):
         """Token ids `(B, L)` -> projected embeddings `(B, embed_dim)`."""
         validate_token_ids(token_ids, self.context_length, self.config.text.vocab_size)
-        return self.text_encoder(token_ids, training=False)
+        return _run_tower(self.text_encoder, token_ids)
 
     def save_to_preset(self, path):
         """Writes `config.json` and `model.weights.h5` to the folder `path`."""
@@ -99,6 +121,7 @@ class CLIP(keras.Model):
         return {
             "config": self.config.to_dict(),
             "dtype": self.dtype_override,
+            "remat": self.remat,
             "name": self.name,
             "trainable": self.trainable,
         }
