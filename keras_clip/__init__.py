@@ -8,5 +8,7 @@ Example:
 from keras_clip.config import CLIPConfig, ResNetConfig, TextConfig, ViTConfig
 from keras_clip.models import CLIP
 from keras_clip.presets import from_preset, list_presets
+from keras_clip.preprocessing import ImagePreprocessor
+from keras_clip.tokenizer import CLIPTokenizer
 
 __version__ = "0.1.0"

@@ -1,0 +1,465 @@
+"""CLIP image preprocessing: eager (PIL, exact) and in-graph (tf.data / keras.ops).
+
+The reference is open_clip's `image_transform(size, is_train=False)`: PIL bicubic
+resize of the shortest side to `size` (the long side becomes
+`int(size * long / short)`), a center crop whose offset is
+`round((side - size) / 2)` (half to even), `/ 255`, then CLIP's mean/std.
+
+- Eager path (numpy / PIL input): uses PIL itself, so it matches the
+  reference to float32 rounding (max abs difference 0 measured).
+- In-graph path (`center_crop_tf`, `random_resized_crop_tf`, and the layer
+  inside a model): antialiased bicubic resize (Keys cubic, a = -0.5, the
+  kernel PIL uses), done as PIL does it — a horizontal pass, rounding to
+  uint8, then a vertical pass, rounding again. This reproduces PIL's
+  intermediate quantisation, so only pixels whose value lies within float
+  error of a rounding boundary differ (by one grey level, 0.015 normalised).
+- `random_resized_crop_tf` is open_clip's training transform
+  (torchvision `RandomResizedCrop(size, scale=(0.9, 1.0))`, bicubic).
+"""
+
+import sys
+
+import keras
+import numpy as np
+from keras import ops
+
+MEAN = (0.48145466, 0.4578275, 0.40821073)
+STD = (0.26862954, 0.26130258, 0.27577711)
+_MEAN32 = np.asarray(MEAN, dtype=np.float32)
+_STD32 = np.asarray(STD, dtype=np.float32)
+
+
+# --------------------------------------------------------------- geometry
+def resized_shape(height, width, image_size):
+    """(new_h, new_w) after resizing the shortest side to `image_size`.
+
+    Example:
+        >>> resized_shape(480, 640, 224)
+        (224, 298)
+    """
+    if height <= width:
+        return image_size, (image_size * width) // height
+    return (image_size * height) // width, image_size
+
+
+def center_offset(length, crop):
+    """torchvision's `int(round((length - crop) / 2))` (round half to even)."""
+    return int(round((length - crop) / 2.0))
+
+
+def _check_size(image_size):
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+        raise ValueError(f"`image_size` must be a positive int; received {image_size!r}.")
+    return int(image_size)
+
+
+def _channel_error(received):
+    return ValueError(
+        "Images must have 1 (grayscale), 3 (RGB) or 4 (RGBA) channels, "
+        f"HWC layout; received {received} channels."
+    )
+
+
+# ------------------------------------------------------------------ eager
+def _standardize_array(image):
+    """Validates one HWC / HW image; returns a uint8 or float32 (H, W, 3) array."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        if image.width == 0 or image.height == 0:
+            raise ValueError(f"Received an empty PIL image of size {image.size}.")
+        return np.asarray(image.convert("RGB"))
+    if image is None:
+        raise ValueError("Received None; expected an HWC image (numpy array or PIL image).")
+    array = np.asarray(image)
+    if array.dtype == object or array.dtype.kind not in "uifb":
+        raise ValueError(f"Images must be numeric arrays; received dtype {array.dtype}.")
+    if array.dtype.kind == "b":
+        raise ValueError("Images must be uint8 or float; received a boolean array.")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3:
+        raise ValueError(
+            "Expected an image of shape (H, W, C) or (H, W), or a batch (B, H, W, C); "
+            f"received shape {array.shape}."
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"Received an empty image of shape {array.shape}.")
+    channels = array.shape[2]
+    if channels not in (1, 3, 4):
+        raise _channel_error(channels)
+    array = array[:, :, :3] if channels == 4 else array
+    if array.dtype.kind in "ui":
+        if array.dtype != np.uint8:
+            low, high = array.min(), array.max()
+            if low < 0 or high > 255:
+                raise ValueError(
+                    f"Integer images must hold values in [0, 255]; received range [{low}, {high}]."
+                )
+            array = array.astype(np.uint8)
+    else:
+        array = array.astype(np.float32)
+        if not np.all(np.isfinite(array)):
+            raise ValueError("Float images must be finite; received NaN or inf values.")
+        low, high = float(array.min()), float(array.max())
+        if low < 0.0 or high > 1.0:
+            raise ValueError(
+                "Float images must hold values in [0, 1] (uint8 images in [0, 255]); "
+                f"received range [{low:.4g}, {high:.4g}]."
+            )
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    return array
+
+
+def _resize_crop_numpy(array, image_size):
+    """PIL bicubic shortest-side resize + center crop; float32 pixels in [0, 255]."""
+    from PIL import Image
+
+    height, width = array.shape[:2]
+    new_h, new_w = resized_shape(height, width, image_size)
+    top = center_offset(new_h, image_size)
+    left = center_offset(new_w, image_size)
+    box = (left, top, left + image_size, top + image_size)
+    if array.dtype == np.uint8:
+        image = Image.fromarray(array, mode="RGB").resize((new_w, new_h), Image.BICUBIC)
+        return np.asarray(image.crop(box), dtype=np.float32)
+    channels = [
+        np.asarray(
+            Image.fromarray(array[:, :, c], mode="F")
+            .resize((new_w, new_h), Image.BICUBIC)
+            .crop(box)
+        )
+        for c in range(3)
+    ]
+    return np.clip(np.stack(channels, axis=-1) * np.float32(255.0), 0.0, 255.0)
+
+
+def preprocess_numpy(images, image_size):
+    """Eager, PIL-exact preprocessing to float32 `(B, S, S, 3)`.
+
+    Args:
+        images: an HWC (or HW grayscale) uint8 / float-in-[0, 1] array, a PIL
+            image, a list of those (any sizes), or a `(B, H, W, C)` array.
+        image_size: output side `S`.
+
+    Example:
+        >>> import numpy as np
+        >>> preprocess_numpy(np.zeros((300, 400, 3), np.uint8), 224).shape
+        (1, 224, 224, 3)
+    """
+    image_size = _check_size(image_size)
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError("Received an empty list of images.")
+        items = list(images)
+    elif isinstance(images, np.ndarray) and images.ndim == 4:
+        if images.shape[0] == 0:
+            raise ValueError(f"Received an empty batch of shape {images.shape}.")
+        items = list(images)
+    else:
+        items = [images]
+    out = np.empty((len(items), image_size, image_size, 3), dtype=np.float32)
+    for i, item in enumerate(items):
+        pixels = _resize_crop_numpy(_standardize_array(item), image_size)
+        # As torchvision: uint8 -> float32 / 255, then (x - mean) / std in float32.
+        out[i] = (pixels / np.float32(255.0) - _MEAN32) / _STD32
+    return out
+
+
+# --------------------------------------------------------------- tf graph
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _tf_prepare(image):
+    """Checks an HWC tf image; returns (float32 (H, W, 3) in [0, 255], is_uint8)."""
+    tf = _tf()
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank == 2:
+        image = image[:, :, None]
+    if image.shape.rank != 3:
+        raise ValueError(
+            f"Expected one image of shape (H, W, C) or (H, W); received shape {image.shape}."
+        )
+    channels = image.shape[-1]
+    if channels is not None and channels not in (1, 3, 4):
+        raise _channel_error(channels)
+    is_uint8 = image.dtype == tf.uint8
+    if not (is_uint8 or image.dtype.is_floating):
+        raise ValueError(f"Images must be uint8 or float; received dtype {image.dtype.name}.")
+    shape = tf.shape(image)
+    checks = [
+        tf.debugging.assert_positive(shape[0] * shape[1], message="Received an empty image."),
+    ]
+    if channels is None:
+        checks.append(
+            tf.debugging.Assert(
+                tf.reduce_any(tf.equal(shape[2], [1, 3, 4])),
+                ["Images must have 1, 3 or 4 channels; received", shape[2]],
+            )
+        )
+    with tf.control_dependencies(checks):
+        image = tf.identity(image)
+    image = image[:, :, :3]
+    image = tf.cond(
+        tf.equal(tf.shape(image)[2], 1), lambda: tf.tile(image, [1, 1, 3]), lambda: image
+    ) if channels in (None, 1) else image
+    image = tf.cast(image, tf.float32)
+    if not is_uint8:
+        image = image * 255.0
+    image = tf.ensure_shape(image, [None, None, 3])
+    return image, is_uint8
+
+
+def _dim(x, i):
+    tf = _tf()
+    return x.shape[i] if x.shape[i] is not None else tf.shape(x)[i]
+
+
+def _quantize(tf, x, to_uint8=True):
+    # PIL stores every pass of a uint8 image as uint8: round half up, clip.
+    return tf.clip_by_value(tf.floor(x + 0.5) if to_uint8 else x, 0.0, 255.0)
+
+
+def _pil_like_resize_tf(image, new_h, new_w, quantize, crop=None):
+    """Two-pass (horizontal then vertical) antialiased bicubic resize.
+
+    `crop`: optional (top, left, size) applied to the output; columns are
+    cropped between passes, which is exact because the passes are separable.
+    """
+    tf = _tf()
+    height = _dim(image, 0)
+    x = tf.image.resize(image, tf.stack([height, new_w]), method="bicubic", antialias=True)
+    x = _quantize(tf, x, quantize)
+    if crop is not None:
+        top, left, size = crop
+        x = x[:, left : left + size]
+    x = tf.image.resize(x, tf.stack([new_h, _dim(x, 1)]), method="bicubic", antialias=True)
+    x = _quantize(tf, x, quantize)
+    if crop is not None:
+        x = x[top : top + size]
+    return x
+
+
+def _normalize_tf(pixels, image_size):
+    tf = _tf()
+    x = pixels / 255.0
+    x = (x - tf.constant(_MEAN32)) / tf.constant(_STD32)
+    return tf.ensure_shape(x, [image_size, image_size, 3])
+
+
+def center_crop_tf(image_uint8, image_size):
+    """In-graph eval transform for `tf.data`: float32 `(S, S, 3)` normalised.
+
+    Shortest side to `image_size` (antialiased bicubic, PIL-style uint8
+    rounding between passes), center crop, CLIP mean/std. Float input is taken
+    to be in [0, 1] and is not rounded.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> ds = tf.data.Dataset.from_tensors(tf.zeros((300, 400, 3), tf.uint8))
+        >>> ds = ds.map(lambda im: center_crop_tf(im, 224))
+    """
+    tf = _tf()
+    image_size = _check_size(image_size)
+    image, is_uint8 = _tf_prepare(image_uint8)
+    height, width = _dim(image, 0), _dim(image, 1)
+    if isinstance(height, int) and isinstance(width, int):
+        new_h, new_w = resized_shape(height, width, image_size)
+        top, left = center_offset(new_h, image_size), center_offset(new_w, image_size)
+    else:
+        height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+        short = tf.minimum(height, width)
+        size64 = tf.constant(image_size, tf.int64)
+        new_h = tf.where(height <= width, size64, size64 * height // short)
+        new_w = tf.where(height <= width, size64 * width // short, size64)
+        # tf.round rounds half to even, like Python's round.
+        top = tf.cast(tf.round(tf.cast(new_h - image_size, tf.float64) / 2.0), tf.int32)
+        left = tf.cast(tf.round(tf.cast(new_w - image_size, tf.float64) / 2.0), tf.int32)
+        new_h, new_w = tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
+    pixels = _pil_like_resize_tf(image, new_h, new_w, is_uint8, crop=(top, left, image_size))
+    return _normalize_tf(pixels, image_size)
+
+
+def resized_crop_tf(image_uint8, top, left, height, width, image_size):
+    """Crops the box `(top, left, height, width)` and resizes it to `(S, S)`.
+
+    torchvision's `F.resized_crop(..., BICUBIC)` done in-graph; returns
+    float32 `(S, S, 3)` normalised.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> x = resized_crop_tf(tf.zeros((64, 80, 3), tf.uint8), 2, 4, 60, 70, 32)
+    """
+    image_size = _check_size(image_size)
+    image, is_uint8 = _tf_prepare(image_uint8)
+    box = image[top : top + height, left : left + width]
+    pixels = _pil_like_resize_tf(box, image_size, image_size, is_uint8)
+    return _normalize_tf(pixels, image_size)
+
+
+def random_crop_box_tf(height, width, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), seed=None):
+    """torchvision `RandomResizedCrop.get_params` in-graph: `(top, left, h, w)`.
+
+    Ten candidate boxes of area `scale` x image area and aspect `ratio`
+    (log-uniform); the first that fits wins, else a center crop clamped to
+    `ratio`. `seed`: None (stateful ops) or a shape-(2,) int seed (stateless).
+    """
+    tf = _tf()
+    height = tf.cast(height, tf.float64)
+    width = tf.cast(width, tf.float64)
+    log_ratio = tf.math.log(tf.constant(ratio, tf.float64))
+    if seed is None:
+        u = tf.random.uniform([4, 10], dtype=tf.float64)
+    else:
+        u = tf.random.stateless_uniform([4, 10], seed=seed, dtype=tf.float64)
+    area = height * width * (scale[0] + (scale[1] - scale[0]) * u[0])
+    aspect = tf.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u[1])
+    w = tf.round(tf.sqrt(area * aspect))  # half to even, like Python's round
+    h = tf.round(tf.sqrt(area / aspect))
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    top = tf.floor(u[2] * (height - h + 1))
+    left = tf.floor(u[3] * (width - w + 1))
+    first = tf.argmax(tf.cast(fits, tf.int32))
+    in_ratio = width / height
+    fb_w = tf.where(in_ratio < min(ratio), width, tf.where(in_ratio > max(ratio), tf.round(height * max(ratio)), width))
+    fb_h = tf.where(in_ratio < min(ratio), tf.round(width / min(ratio)), height)
+    fallback = tf.stack([tf.floor((height - fb_h) / 2), tf.floor((width - fb_w) / 2), fb_h, fb_w])
+    chosen = tf.stack([top[first], left[first], h[first], w[first]])
+    box = tf.where(tf.reduce_any(fits), chosen, fallback)
+    return tuple(tf.unstack(tf.cast(box, tf.int32)))
+
+
+def random_resized_crop_tf(image_uint8, image_size, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), seed=None):
+    """open_clip's training transform in-graph: random resized crop, bicubic.
+
+    Returns float32 `(S, S, 3)` normalised. `seed`: None or a shape-(2,) int
+    seed for stateless sampling.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> ds = tf.data.Dataset.from_tensors(tf.zeros((300, 400, 3), tf.uint8))
+        >>> ds = ds.map(lambda im: random_resized_crop_tf(im, 224))
+    """
+    tf = _tf()
+    if not (0 < scale[0] <= scale[1] <= 1.0) or not (0 < ratio[0] <= ratio[1]):
+        raise ValueError(
+            f"Expected 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]; "
+            f"received scale={scale}, ratio={ratio}."
+        )
+    image = tf.convert_to_tensor(image_uint8)
+    shape = tf.shape(image)
+    top, left, h, w = random_crop_box_tf(shape[0], shape[1], scale, ratio, seed)
+    return resized_crop_tf(image, top, left, h, w, image_size)
+
+
+# ------------------------------------------------------------------ layer
+def _is_tf_tensor(x):
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(x, (tf.Tensor, tf.Variable))
+
+
+@keras.saving.register_keras_serializable(package="keras_clip")
+class ImagePreprocessor(keras.layers.Layer):
+    """CLIP image preprocessing to float32 `(B, S, S, 3)`.
+
+    - numpy arrays, PIL images or lists of them (any sizes; uint8, or float in
+      [0, 1]; HW, HWC with 1/3/4 channels, or a batch): eager PIL-exact path,
+      returns numpy.
+    - tf tensors (e.g. in `tf.data.Dataset.map`, any backend): in-graph path
+      (`center_crop_tf`), one HWC image or a batch.
+    - backend tensors inside a model: `keras.ops` path (static H and W).
+
+    Args:
+        image_size: output side `S` (224, 288, 336, 384 or 448 for OpenAI models).
+
+    Example:
+        >>> import numpy as np
+        >>> pre = ImagePreprocessor(224)
+        >>> pre(np.zeros((480, 640, 3), np.uint8)).shape
+        (1, 224, 224, 3)
+    """
+
+    def __init__(self, image_size=224, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = _check_size(image_size)
+        self.mean = MEAN
+        self.std = STD
+
+    def __call__(self, inputs, *args, **kwargs):
+        from PIL import Image
+
+        if inputs is None:
+            raise ValueError("ImagePreprocessor received None; expected an image or a batch.")
+        if isinstance(inputs, (np.ndarray, list, tuple, Image.Image, np.generic)):
+            return preprocess_numpy(inputs, self.image_size)
+        if _is_tf_tensor(inputs) and (
+            keras.backend.backend() != "tensorflow" or inputs.dtype.name == "uint8"
+            or None in inputs.shape[1:]
+        ):
+            return self._call_tf(inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def _call_tf(self, images):
+        tf = _tf()
+        rank = images.shape.rank
+        if rank in (2, 3):
+            return center_crop_tf(images, self.image_size)[None]
+        if rank != 4:
+            raise ValueError(
+                "Expected an image (H, W, C) or a batch (B, H, W, C); "
+                f"received shape {images.shape}."
+            )
+        return tf.map_fn(
+            lambda im: center_crop_tf(im, self.image_size),
+            images,
+            fn_output_signature=tf.TensorSpec((self.image_size,) * 2 + (3,), tf.float32),
+        )
+
+    def call(self, images):
+        is_uint8 = "uint8" in str(images.dtype)
+        if len(images.shape) == 3:
+            images = images[None]
+        if len(images.shape) != 4:
+            raise ValueError(
+                f"Expected a batch (B, H, W, C) or an image (H, W, C); received shape {images.shape}."
+            )
+        _, height, width, channels = images.shape
+        if height is None or width is None:
+            raise ValueError(
+                "Inside a model the image height and width must be static; received "
+                f"shape {images.shape}. Use `center_crop_tf` in tf.data for varied sizes."
+            )
+        if channels not in (1, 3, 4):
+            raise _channel_error(channels)
+        x = ops.cast(images[..., :3], "float32")
+        if channels == 1:
+            x = ops.concatenate([x, x, x], axis=-1)
+        if not is_uint8:
+            x = x * 255.0
+        size = self.image_size
+        new_h, new_w = resized_shape(height, width, size)
+        top, left = center_offset(new_h, size), center_offset(new_w, size)
+        if new_w != width:
+            x = ops.image.resize(x, (height, new_w), interpolation="bicubic", antialias=True)
+            x = ops.clip(ops.floor(x + 0.5) if is_uint8 else x, 0.0, 255.0)
+        x = x[:, :, left : left + size]
+        if new_h != height:
+            x = ops.image.resize(x, (new_h, size), interpolation="bicubic", antialias=True)
+            x = ops.clip(ops.floor(x + 0.5) if is_uint8 else x, 0.0, 255.0)
+        x = x[:, top : top + size]
+        mean = ops.convert_to_tensor(_MEAN32)
+        std = ops.convert_to_tensor(_STD32)
+        return (x / 255.0 - mean) / std  # (B, S, S, 3)
+
+    def compute_output_shape(self, input_shape):
+        batch = input_shape[0] if len(input_shape) == 4 else 1
+        return (batch, self.image_size, self.image_size, 3)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"image_size": self.image_size})
+        return config
