@@ -1,0 +1,106 @@
+"""Contrastive training through plain `model.compile()` / `model.fit()`.
+
+`ContrastiveTrainer` is a mixin of `keras_clip.CLIP`: it overrides
+`compute_loss`, which every backend's `train_step` / `test_step` calls, so
+the datasets yield only `{"images", "token_ids"}` (no labels) and no loss is
+passed to `compile`. Metrics: `loss`, `i2t_accuracy` and `t2i_accuracy`
+(in-batch top-1 over the global batch) and `logit_scale`.
+
+The temperature `t` gets a constraint that keeps `exp(t)` in `[1, 100]`
+after every optimizer step (on top of the `min(exp(t), 100)` in the
+forward pass).
+
+Example:
+    >>> import keras, keras_clip, numpy as np
+    >>> model = keras_clip.CLIP(TINY_CONFIG)  # doctest: +SKIP
+    >>> model.compile(optimizer=keras.optimizers.AdamW(1e-4))  # doctest: +SKIP
+    >>> model.fit({"images": images, "token_ids": token_ids}, batch_size=8)  # doctest: +SKIP
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_clip.losses import in_batch_accuracy, local_contrastive_logits, local_contrastive_loss
+from keras_clip.training.distribution import gather_global_batch
+
+MAX_LOG_SCALE = math.log(100.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_clip")
+class LogitScaleConstraint(keras.constraints.Constraint):
+    """Clips the temperature variable `t` to `[0, ln 100]` (scale `exp(t)` in `[1, 100]`)."""
+
+    def __call__(self, w):
+        return ops.clip(w, 0.0, MAX_LOG_SCALE)
+
+
+class LastValue(keras.metrics.Metric):
+    """Reports the last value given to `update_state` (e.g. the logit scale).
+
+    Example:
+        >>> metric = LastValue("scale")
+        >>> metric.update_state(3.0); float(metric.result())
+        3.0
+    """
+
+    def __init__(self, name="last_value", dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        self.value = self.add_variable((), "zeros", aggregation="mean", name="value")
+
+    def update_state(self, value):
+        self.value.assign(ops.cast(value, self.dtype))
+
+    def result(self):
+        return ops.convert_to_tensor(self.value)
+
+
+class ContrastiveTrainer:
+    """Mixin giving a two-tower model CLIP's contrastive `compute_loss`.
+
+    The host model's outputs must include `"image_embeddings"` and
+    `"text_embeddings"`; it must expose `logit_scale` (the current multiplier)
+    and `contrastive_logits.logit_scale` (the temperature variable). Call
+    `self._setup_contrastive_training()` at the end of `__init__`.
+    """
+
+    def _setup_contrastive_training(self):
+        self.contrastive_logits.logit_scale.constraint = LogitScaleConstraint()
+        self.i2t_accuracy_tracker = keras.metrics.Mean(name="i2t_accuracy")
+        self.t2i_accuracy_tracker = keras.metrics.Mean(name="t2i_accuracy")
+        self.logit_scale_tracker = LastValue(name="logit_scale")
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The global-batch symmetric contrastive loss (float32) of `y_pred`.
+
+        Under several `tf.distribute` replicas this is this replica's share
+        (its per-pair losses summed, divided by the global batch), so that the
+        replicas' summed gradients are the global-batch gradients.
+        """
+        if not isinstance(y_pred, dict) or not {"image_embeddings", "text_embeddings"} <= set(
+            y_pred
+        ):
+            raise ValueError(
+                "Contrastive training needs the model outputs 'image_embeddings' and "
+                f"'text_embeddings', received {type(y_pred).__name__} "
+                f"{sorted(y_pred) if isinstance(y_pred, dict) else ''}."
+            )
+        if sample_weight is not None:
+            raise ValueError(
+                "Contrastive training does not use sample weights; the dataset should "
+                "yield only {'images', 'token_ids'}."
+            )
+        images, texts = y_pred["image_embeddings"], y_pred["text_embeddings"]
+        all_images, all_texts, offset, global_batch = gather_global_batch(images, texts)
+        scale = self.logit_scale
+        i2t, t2i = local_contrastive_logits(images, texts, all_images, all_texts, scale)
+        per_pair = local_contrastive_loss(i2t, t2i, offset)  # (b,)
+        loss = ops.sum(per_pair) / ops.cast(global_batch, "float32")
+        local_batch = ops.cast(ops.shape(per_pair)[0], "float32")
+        self.i2t_accuracy_tracker.update_state(in_batch_accuracy(i2t, offset), local_batch)
+        self.t2i_accuracy_tracker.update_state(in_batch_accuracy(t2i, offset), local_batch)
+        self.logit_scale_tracker.update_state(scale)
+        if self.losses:  # regularisers, if a user added any
+            loss = loss + ops.cast(ops.sum(self.losses), "float32")
+        return loss

@@ -1,0 +1,112 @@
+"""AdamW with CLIP's weight-decay exclusions and a warm-up + cosine schedule.
+
+Example:
+    >>> from keras_clip.training.optimizers import build_optimizer
+    >>> optimizer = build_optimizer(model, learning_rate=5e-4, total_steps=1000,
+    ...                             warmup_steps=100)  # doctest: +SKIP
+    >>> model.compile(optimizer=optimizer)  # doctest: +SKIP
+"""
+
+import keras
+
+# Variable names (`variable.name`) that never get weight decay: biases,
+# LayerNorm / BatchNorm gains and shifts, token / positional / class
+# embeddings (incl. the attention pool's) and the temperature.
+NO_DECAY_NAMES = ("bias", "gamma", "beta", "embedding", "logit_scale")
+NO_DECAY_PATTERN = "^(bias|gamma|beta|logit_scale|.*embedding)$"
+
+
+def uses_weight_decay(variable):
+    """True if CLIP's recipe decays `variable` (matrices and conv kernels only)."""
+    import re
+
+    return re.match(NO_DECAY_PATTERN, variable.name) is None
+
+
+def no_decay_variable_paths(model):
+    """Paths of `model`'s trainable variables excluded from weight decay."""
+    return [v.path for v in model.trainable_variables if not uses_weight_decay(v)]
+
+
+def cosine_schedule(learning_rate, total_steps, warmup_steps=0, final_fraction=0.0):
+    """Linear warm-up from 0 to `learning_rate` over `warmup_steps`, then cosine decay.
+
+    Args:
+        learning_rate: peak learning rate.
+        total_steps: optimizer steps of the whole run (warm-up included).
+        warmup_steps: linear warm-up steps.
+        final_fraction: the decayed rate as a fraction of the peak (`alpha`).
+
+    Example:
+        >>> schedule = cosine_schedule(1e-3, total_steps=100, warmup_steps=10)
+        >>> round(float(schedule(5)), 6), round(float(schedule(10)), 6)
+        (0.0005, 0.001)
+    """
+    if learning_rate <= 0:
+        raise ValueError(f"`learning_rate` must be positive, received {learning_rate!r}.")
+    if not isinstance(total_steps, int) or total_steps <= 0:
+        raise ValueError(f"`total_steps` must be a positive integer, received {total_steps!r}.")
+    if not isinstance(warmup_steps, int) or not 0 <= warmup_steps < total_steps:
+        raise ValueError(
+            f"`warmup_steps` must be an integer in [0, total_steps={total_steps}), "
+            f"received {warmup_steps!r}."
+        )
+    if warmup_steps == 0:
+        return keras.optimizers.schedules.CosineDecay(
+            learning_rate, total_steps, alpha=final_fraction
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        0.0,
+        total_steps - warmup_steps,
+        alpha=final_fraction,
+        warmup_target=learning_rate,
+        warmup_steps=warmup_steps,
+    )
+
+
+def build_optimizer(
+    model,
+    learning_rate=5e-4,
+    total_steps=None,
+    warmup_steps=0,
+    weight_decay=0.2,
+    beta_1=0.9,
+    beta_2=0.98,
+    epsilon=1e-6,
+    global_clipnorm=None,
+):
+    """AdamW as in the CLIP paper, decay only on weight matrices / conv kernels.
+
+    Biases, normalisation gains and shifts, embeddings (token, positional,
+    class) and the temperature are excluded from the decoupled weight decay.
+
+    Args:
+        model: the (built) model whose variables to classify.
+        learning_rate: peak learning rate (a float or a schedule).
+        total_steps: if given, a warm-up + cosine schedule over this many steps.
+        warmup_steps: linear warm-up steps (needs `total_steps`).
+        weight_decay: decoupled weight decay (the paper uses 0.2).
+        beta_1, beta_2, epsilon: Adam's (paper: 0.9, 0.98, 1e-6).
+        global_clipnorm: optional clipping of the global gradient norm.
+
+    Example:
+        >>> optimizer = build_optimizer(model, 5e-4, total_steps=10_000,
+        ...                             warmup_steps=500, global_clipnorm=1.0)  # doctest: +SKIP
+    """
+    if not model.trainable_variables:
+        raise ValueError("`model` has no trainable variables; build it before the optimizer.")
+    if total_steps is not None:
+        learning_rate = cosine_schedule(learning_rate, total_steps, warmup_steps)
+    elif warmup_steps:
+        raise ValueError("`warmup_steps` needs `total_steps` (the schedule's length).")
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        beta_1=beta_1,
+        beta_2=beta_2,
+        epsilon=epsilon,
+        global_clipnorm=global_clipnorm,
+    )
+    # By name, so it also holds for the variables of a reloaded model.
+    optimizer.exclude_from_weight_decay(var_names=[NO_DECAY_PATTERN])
+    return optimizer
