@@ -254,6 +254,9 @@ def _random_resized_crop_standin(image, image_size, scale=(0.9, 1.0), ratio=(3 /
     return _normalize(image)
 
 
+_DEFAULT_TOKENIZER = None
+
+
 def resolve_tokenizer(tokenizer):
     """``tokenizer`` or, when None, ``keras_clip.CLIPTokenizer()``."""
     if tokenizer is not None:
@@ -261,11 +264,12 @@ def resolve_tokenizer(tokenizer):
             raise ValueError(f"tokenizer must be callable on tf.string tensors; received "
                              f"{type(tokenizer).__name__}.")
         return tokenizer
-    import keras_clip
+    global _DEFAULT_TOKENIZER
+    if _DEFAULT_TOKENIZER is None:
+        from keras_clip.tokenizer import CLIPTokenizer
 
-    if not hasattr(keras_clip, "CLIPTokenizer"):  # pragma: no cover
-        raise ValueError("tokenizer=None needs keras_clip.CLIPTokenizer; pass a tokenizer.")
-    return keras_clip.CLIPTokenizer()
+        _DEFAULT_TOKENIZER = CLIPTokenizer()
+    return _DEFAULT_TOKENIZER
 
 
 # -------------------------------------------------------------------- the pipeline

@@ -45,7 +45,7 @@ def iterate_tar_samples(path, stats=None, caption_ext="txt", image_exts=IMAGE_EX
     except (OSError, tarfile.TarError, EOFError, zlib.error):
         add("unreadable_shard")
         return
-    key, group = None, {}
+    key, group, reading = None, {}, False
     try:
         with tar:
             for member in tar:
@@ -56,18 +56,22 @@ def iterate_tar_samples(path, stats=None, caption_ext="txt", image_exts=IMAGE_EX
                     continue
                 stem, _, ext = name.partition(".")
                 member_key = os.path.join(folder, stem)
-                data = tar.extractfile(member).read()
                 if member_key != key:
                     sample = emit(group)
                     if sample is not None:
                         yield (key,) + sample
                     key, group = member_key, {}
-                group[ext.lower()] = data
+                reading = True
+                group[ext.lower()] = tar.extractfile(member).read()
+                reading = False
     except (OSError, tarfile.TarError, EOFError, zlib.error):
-        # A truncated or corrupt shard: the sample being read is lost, the ones
-        # before it were already yielded.
+        # A truncated or corrupt shard: the samples before were already yielded;
+        # the one being read is kept if its image and caption are complete.
         add("unreadable_shard")
-        if group:
+        complete = any(e in group for e in image_exts) and caption_ext in group
+        if complete:
+            yield (key,) + emit(group)
+        elif group or reading:
             add("unreadable_file")
         return
     sample = emit(group)

@@ -1,0 +1,284 @@
+"""keras_clip.data: synthetic dataset, WebDataset and CSV pipelines, skip counting.
+
+The pipelines are tf.data (TensorFlow installed) and must work under every Keras
+backend: run this file with KERAS_BACKEND=tensorflow, jax and torch.
+"""
+
+import io
+import json
+import logging
+import os
+import tarfile
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from keras_clip import data  # noqa: E402
+from keras_clip.data import synthetic  # noqa: E402
+
+S = 32
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from keras_clip.tokenizer import CLIPTokenizer
+
+    return CLIPTokenizer()
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wds")
+    return data.write_webdataset(str(root), 24, shard_size=6, image_size=S, seed=3)
+
+
+def _fingerprints(batches):
+    """One float per image, unique enough to identify samples."""
+    return [round(float(x), 3) for b in batches for x in b["images"].sum(axis=(1, 2, 3))]
+
+
+def _add(tar, name, payload):
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
+
+
+# ------------------------------------------------------------------ synthetic
+
+
+def test_synthetic_deterministic_by_seed():
+    a = data.SyntheticShapes(S, seed=0).sample(12)
+    b = data.SyntheticShapes(S, seed=0).sample(12)
+    c = data.SyntheticShapes(S, seed=1).sample(12)
+    assert a[0].shape == (12, S, S, 3) and a[0].dtype == np.uint8
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1] and list(a[2]) == list(b[2])
+    assert not np.array_equal(a[0], c[0])
+    # Random access: sample i does not depend on how it was asked for.
+    tail = data.SyntheticShapes(S, seed=0).sample(4, start=8)
+    np.testing.assert_array_equal(tail[0], a[0][8:])
+
+
+def test_heldout_combinations_never_in_train():
+    train = data.SyntheticShapes(S, seed=0, split="train")
+    held = {f"{c} {s}" for c, s in data.HELDOUT_COMBOS}
+    assert held.isdisjoint(train.classes)
+    assert set(train.classes) | held == set(data.class_names("all"))
+    # every colour and shape is still seen in training
+    assert {c.split()[0] for c in train.classes} == set(data.COLORS)
+    assert {c.split()[1] for c in train.classes} == set(data.SHAPES)
+    for i in range(300):
+        _, caption, label, meta = train.example(i)
+        assert (meta["color"], meta["shape"]) not in data.HELDOUT_COMBOS
+        assert train.classes[label] == f"{meta['color']} {meta['shape']}"
+        assert meta["color"] in caption and meta["shape"] in caption
+    heldout = data.SyntheticShapes(S, seed=0, split="heldout")
+    _, _, labels = heldout.sample(50)
+    assert {heldout.classes[i] for i in labels} <= held
+    with pytest.raises(ValueError, match="split"):
+        data.SyntheticShapes(S, split="test")
+
+
+def test_synthetic_tf_dataset(tokenizer):
+    ds = data.SyntheticShapes(S, seed=0).as_tf_dataset(
+        8, tokenizer=tokenizer, num_samples=12, training=False, include_labels=True)
+    batches = list(ds.as_numpy_iterator())
+    assert [b["images"].shape for b in batches] == [(8, S, S, 3), (4, S, S, 3)]
+    assert batches[0]["images"].dtype == np.float32
+    assert batches[0]["token_ids"].dtype == np.int32
+    _, captions, labels = data.SyntheticShapes(S, seed=0).sample(12)
+    np.testing.assert_array_equal(np.concatenate([b["labels"] for b in batches]), labels)
+    np.testing.assert_array_equal(
+        np.concatenate([b["token_ids"] for b in batches]), tokenizer(captions))
+
+
+# ----------------------------------------------------------------- webdataset
+
+
+def test_webdataset_layout(shards):
+    assert [os.path.basename(p) for p in shards] == [f"{i:05d}.tar" for i in range(4)]
+    with tarfile.open(shards[1]) as tar:
+        names = tar.getnames()
+    assert names[:3] == ["000010000.jpg", "000010000.txt", "000010000.json"]
+    assert len(names) == 18
+
+
+def test_webdataset_roundtrip(shards, tokenizer):
+    ds = data.webdataset_dataset(shards, S, 5, tokenizer=tokenizer, training=False,
+                                 cycle_length=1)
+    batches = list(ds.as_numpy_iterator())
+    images = np.concatenate([b["images"] for b in batches])
+    ids = np.concatenate([b["token_ids"] for b in batches])
+    assert images.shape == (24, S, S, 3) and images.dtype == np.float32
+    assert ids.shape == (24, 77) and ids.dtype == np.int32
+    samples = [s for p in shards for s in data.iterate_tar_samples(p)]
+    captions = [c.decode() for _, _, c in samples]
+    np.testing.assert_array_equal(ids, tokenizer(captions))
+    from keras_clip.preprocessing import center_crop_tf
+
+    expected = center_crop_tf(tf.io.decode_image(samples[7][1], channels=3), S).numpy()
+    np.testing.assert_allclose(images[7], expected, atol=1e-5)
+    assert sum(ds.quality_stats.counts().values()) == 0
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_webdataset_png_webp(tmp_path, tokenizer, fmt):
+    paths = data.write_webdataset(str(tmp_path), 4, shard_size=4, image_size=S,
+                                  image_format=fmt)
+    ds = data.webdataset_dataset(paths, 24, 4, tokenizer=tokenizer, training=True, seed=0)
+    (batch,) = list(ds.as_numpy_iterator())
+    assert batch["images"].shape == (4, 24, 24, 3)
+
+
+def test_training_pipeline_deterministic_by_seed(shards, tokenizer):
+    def run(seed):
+        ds = data.webdataset_dataset(shards, S, 4, tokenizer=tokenizer, seed=seed,
+                                     shuffle_buffer=8)
+        return [list(ds.as_numpy_iterator()) for _ in range(2)]  # two epochs
+
+    a, b, c = run(0), run(0), run(1)
+    assert len(a[0]) == 6  # drop_remainder: 24 / 4
+    for x, y in zip(a[0] + a[1], b[0] + b[1]):
+        np.testing.assert_array_equal(x["images"], y["images"])
+        np.testing.assert_array_equal(x["token_ids"], y["token_ids"])
+    assert _fingerprints(a[0]) != _fingerprints(a[1])  # reshuffled and re-cropped
+    assert _fingerprints(a[0]) != _fingerprints(c[0])
+
+
+def test_sharding_splits_files_disjointly(shards, tokenizer):
+    parts = [data.shard_files(shards, 2, i) for i in range(2)]
+    assert set(parts[0]).isdisjoint(parts[1]) and sorted(parts[0] + parts[1]) == shards
+    ctx = tf.distribute.InputContext(num_input_pipelines=4, input_pipeline_id=3)
+    assert data.shard_files(shards, input_context=ctx) == [shards[3]]
+    seen = []
+    for i in range(2):
+        ds = data.webdataset_dataset(shards, S, 4, tokenizer=tokenizer, training=False,
+                                     num_shards=2, shard_index=i)
+        seen.append(_fingerprints(ds.as_numpy_iterator()))
+    assert len(seen[0]) == len(seen[1]) == 12
+    assert set(seen[0]).isdisjoint(seen[1])
+    with pytest.raises(ValueError, match="cannot split 4 shards among 5 workers"):
+        data.shard_files(shards, 5, 0, what="shards")
+
+
+def test_bad_samples_skipped_and_counted(tmp_path, tokenizer, caplog):
+    gen = data.SyntheticShapes(S, seed=5)
+    good = []
+    with tarfile.open(tmp_path / "00000.tar", "w") as tar:
+        for i in range(6):
+            image, caption, _, _ = gen.example(i)
+            jpg = synthetic._encode(image, "JPEG", 90)
+            good.append(caption)
+            _add(tar, f"good{i}.jpg", jpg)
+            _add(tar, f"good{i}.txt", caption.encode())
+            if i == 0:
+                _add(tar, "corrupt.jpg", b"\xff\xd8\xff\xe0 this is not a jpeg")
+                _add(tar, "corrupt.txt", b"a corrupt image")
+                _add(tar, "trunc.jpg", jpg[: len(jpg) // 2])
+                _add(tar, "trunc.txt", b"a truncated image")
+                _add(tar, "nocap.jpg", jpg)
+                _add(tar, "nocap.json", b"{}")
+                _add(tar, "noimg.txt", b"a caption without image")
+                _add(tar, "empty.jpg", jpg)
+                _add(tar, "empty.txt", b"  \n")
+    # A second shard cut in the middle of its third sample.
+    data.write_webdataset(str(tmp_path / "w"), 4, shard_size=4, image_size=S)
+    raw = open(tmp_path / "w" / "00000.tar", "rb").read()
+    with tarfile.open(tmp_path / "w" / "00000.tar") as t:
+        third = t.getmembers()[6]
+    (tmp_path / "00001.tar").write_bytes(raw[: third.offset_data + 100])
+    (tmp_path / "00002.tar").write_bytes(b"not a tar file at all")
+
+    ds = data.webdataset_dataset(str(tmp_path / "*.tar"), S, 4, tokenizer=tokenizer,
+                                 training=False)
+    report = data.DataQualityReport(ds)
+    expected = {"corrupt_image": 2, "unreadable_file": 1, "missing_caption": 2,
+                "missing_image": 1, "unreadable_shard": 2}
+    for epoch in range(2):
+        ids = np.concatenate([b["token_ids"] for b in ds.as_numpy_iterator()])
+        assert ids.shape == (8, 77)  # 6 good + the 2 complete samples of the cut shard
+        with caplog.at_level(logging.WARNING, logger="keras_clip.data"):
+            caplog.clear()
+            report.on_epoch_end(epoch)
+        assert report.history[-1] == expected
+        (record,) = caplog.records
+        assert "skipped 6 sample(s)" in record.getMessage()
+    assert sum(ds.quality_stats.counts().values()) == 0  # reset after each report
+    good_ids = tokenizer(good)
+    assert all(any((row == g).all() for row in ids) for g in good_ids)
+
+
+def test_webdataset_errors(tmp_path):
+    with pytest.raises(ValueError, match="no WebDataset shards match"):
+        data.webdataset_dataset(str(tmp_path / "*.tar"), S, 4, tokenizer=lambda x: x)
+    with pytest.raises(ValueError, match="image_size"):
+        data.webdataset_dataset("x.tar", 0, 4)
+    assert data.expand_braces("a/{08..10}.tar") == ["a/08.tar", "a/09.tar", "a/10.tar"]
+
+
+# ------------------------------------------------------------------------ CSV
+
+
+def test_csv_roundtrip_and_tsv(tmp_path, tokenizer):
+    path = data.write_csv(str(tmp_path / "c"), 10, image_size=S, seed=2)
+    ds = data.csv_dataset(path, S, 4, tokenizer=tokenizer, training=False)
+    batches = list(ds.as_numpy_iterator())
+    assert [b["images"].shape for b in batches] == [(4, S, S, 3)] * 2 + [(2, S, S, 3)]
+    _, captions, _ = data.SyntheticShapes(S, seed=2).sample(10)
+    np.testing.assert_array_equal(
+        np.concatenate([b["token_ids"] for b in batches]), tokenizer(captions))
+    tsv = data.write_csv(str(tmp_path / "t"), 6, image_size=S, sep="\t",
+                         image_key="img", caption_key="cap")
+    assert tsv.endswith(".tsv")
+    ds = data.csv_dataset(tsv, S, 6, tokenizer=tokenizer, image_key="img",
+                          caption_key="cap", seed=0)
+    (batch,) = list(ds.as_numpy_iterator())
+    assert batch["images"].shape == (6, S, S, 3) and batch["token_ids"].shape == (6, 77)
+
+
+def test_csv_bad_rows_skipped_and_counted(tmp_path, tokenizer):
+    path = data.write_csv(str(tmp_path), 5, image_size=S)
+    (tmp_path / "images" / "bad.jpg").write_bytes(b"garbage")
+    with open(path, "a") as f:
+        f.write("images/missing.jpg,a missing file,0\n")
+        f.write("images/bad.jpg,a corrupt file,0\n")
+        f.write("images/000000001.jpg,,0\n")
+        f.write(",no path,0\n")
+    ds = data.csv_dataset(path, S, 16, tokenizer=tokenizer, training=False)
+    (batch,) = list(ds.as_numpy_iterator())
+    assert batch["images"].shape == (5, S, S, 3)
+    counts = ds.quality_stats.counts()
+    assert counts["unreadable_file"] == 2 and counts["corrupt_image"] == 1
+    assert counts["missing_caption"] == 1
+
+
+def test_csv_errors(tmp_path):
+    path = data.write_csv(str(tmp_path), 2, image_size=S)
+    with pytest.raises(ValueError, match=r"column\(s\) \['path'\] not found.*'filepath'"):
+        data.csv_dataset(path, S, 2, tokenizer=lambda x: x, image_key="path")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("filepath,title\n")
+    with pytest.raises(ValueError, match="hold no rows"):
+        data.csv_dataset(str(empty), S, 2, tokenizer=lambda x: x)
+    with pytest.raises(ValueError, match="no CSV/TSV tables match"):
+        data.csv_dataset(str(tmp_path / "nope.csv"), S, 2, tokenizer=lambda x: x)
+
+
+def test_csv_sharding_by_rows(tmp_path, tokenizer):
+    path = data.write_csv(str(tmp_path), 8, image_size=S)
+    prints = []
+    for i in range(2):
+        ds = data.csv_dataset(path, S, 8, tokenizer=tokenizer, training=False,
+                              num_shards=2, shard_index=i)
+        prints.append(_fingerprints(ds.as_numpy_iterator()))
+    assert len(prints[0]) == len(prints[1]) == 4 and set(prints[0]).isdisjoint(prints[1])
+
+
+def test_json_metadata_written(shards):
+    with tarfile.open(shards[0]) as tar:
+        meta = json.load(tar.extractfile("000000003.json"))
+        caption = tar.extractfile("000000003.txt").read().decode()
+    assert meta["caption"] == caption and meta["key"] == "000000003"
+    assert meta["class_name"] == f"{meta['color']} {meta['shape']}"
