@@ -129,7 +129,8 @@ class CLIPTokenizer:
     """OpenAI CLIP tokenizer on the bundled vocabulary; ids as int32 `(B, 77)`.
 
     Eager input (a str, or a list / 1-D array of str or bytes) returns a numpy
-    array; a `tf.string` tensor (eager or inside `tf.data.Dataset.map`) returns
+    int32 array `(B, 77)` (`(1, 77)` for one str, as `clip.tokenize`); a
+    `tf.string` tensor (eager or inside `tf.data.Dataset.map`) returns
     an int32 tf tensor, `(B, 77)` for a vector and `(77,)` for a scalar.
 
     Args:
@@ -259,9 +260,8 @@ class CLIPTokenizer:
     def __call__(self, texts):
         if _is_tf_tensor(texts):
             return self._tokenize_tf(texts)
-        texts_list, single = _as_text_list(texts)
-        ids = self._tokenize_numpy(texts_list)
-        return ids[0] if single else ids
+        texts_list, _ = _as_text_list(texts)
+        return self._tokenize_numpy(texts_list)
 
     def tokenize(self, texts):
         """Same as calling the tokenizer."""
@@ -275,7 +275,7 @@ class CLIPTokenizer:
         Example:
             >>> t = CLIPTokenizer()
             >>> t.detokenize(t("Hello, World!"))
-            'hello , world !'
+            ['hello , world !']
         """
         array = np.asarray(ids)
         if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.integer):
@@ -296,22 +296,16 @@ class CLIPTokenizer:
         else:
             while row and row[-1] == self.pad_token_id:
                 row.pop()
-        pieces, data = [], bytearray()
         for i in row:
             if not 0 <= i < self.vocab_size:
-                raise ValueError(f"detokenize received id {i}; ids must be in [0, {self.vocab_size}).")
-            token = self._id_to_token[i]
-            if i in (self.start_token_id, self.end_token_id):
-                pieces.append(data.decode("utf-8", errors="replace") + token + " ")
-                data = bytearray()
-                continue
-            word_end = token.endswith("</w>")
-            for symbol in token[:-4] if word_end else token:
-                data.append(self._byte_of_symbol[symbol])
-            if word_end:
-                data.extend(b" ")
-        pieces.append(data.decode("utf-8", errors="replace"))
-        return "".join(pieces).strip()
+                raise ValueError(
+                    f"detokenize received id {i}; ids must be in [0, {self.vocab_size})."
+                )
+        # Every character of a token (specials and the `</w>` suffix included)
+        # is a byte symbol; decode the bytes, then end-of-word marks become spaces.
+        symbols = "".join(self._id_to_token[i] for i in row)
+        data = bytes(self._byte_of_symbol[c] for c in symbols)
+        return data.decode("utf-8", errors="replace").replace("</w>", " ").strip()
 
     def get_config(self):
         return {"vocabulary": None if self.vocabulary == DEFAULT_VOCABULARY else self.vocabulary,
