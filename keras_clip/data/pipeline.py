@@ -212,46 +212,9 @@ def shard_files(files, num_shards=1, index=0, input_context=None, what="files"):
 
 def _crop_functions():
     """(center_crop, random_resized_crop) from keras_clip.preprocessing."""
-    try:
-        from keras_clip import preprocessing
-    except ImportError:  # pragma: no cover - the stand-ins below are used until it lands
-        return _center_crop_standin, _random_resized_crop_standin
+    from keras_clip import preprocessing
+
     return preprocessing.center_crop_tf, preprocessing.random_resized_crop_tf
-
-
-_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def _normalize(image):
-    import tensorflow as tf
-
-    image = tf.clip_by_value(image, 0.0, 255.0) / 255.0
-    return (image - tf.constant(_MEAN)) / tf.constant(_STD)
-
-
-def _center_crop_standin(image, image_size):
-    import tensorflow as tf
-
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = image_size / tf.reduce_min(shape)
-    new = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), image_size)
-    image = tf.image.resize(image, new, method="bicubic", antialias=True)
-    image = tf.image.resize_with_crop_or_pad(image, image_size, image_size)
-    return _normalize(image)
-
-
-def _random_resized_crop_standin(image, image_size, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3),
-                                 seed=None):
-    import tensorflow as tf
-
-    seed = tf.zeros((2,), tf.int64) if seed is None else seed
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), tf.zeros((1, 0, 4)), seed=seed, area_range=scale,
-        aspect_ratio_range=ratio, min_object_covered=0.0, use_image_if_no_bounding_boxes=True)
-    image = tf.slice(image, begin, size)
-    image = tf.image.resize(image, (image_size, image_size), method="bicubic", antialias=True)
-    return _normalize(image)
 
 
 _DEFAULT_TOKENIZER = None

@@ -58,7 +58,8 @@ TEMPLATES = (
     "there is a {color} {shape} in the {position} of the image",
 )
 SPLITS = ("train", "heldout", "all")
-_SUPERSAMPLE = 4
+_SUPERSAMPLE = 4  # drawn at up to 4x, then box-filtered down: antialiased edges
+_MAX_CANVAS = 512
 
 
 def class_names(split="all"):
@@ -131,7 +132,7 @@ def render_shape(color, shape, size, position, image_size=64, rng=None):
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}.")
     jitter = (lambda lo, hi: rng.uniform(lo, hi)) if rng is not None else (lambda lo, hi: 0.0)
-    big = image_size * _SUPERSAMPLE
+    big = image_size * max(1, min(_SUPERSAMPLE, _MAX_CANVAS // image_size))
     bg = np.clip(np.array([30, 30, 34]) + jitter(-14, 14) + np.array(
         [jitter(-6, 6) for _ in range(3)]), 0, 255).astype(np.uint8)
     canvas = Image.new("RGB", (big, big), tuple(int(v) for v in bg))
