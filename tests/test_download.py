@@ -1,0 +1,330 @@
+"""The pretrained-weights download path, for real, against a hub server on loopback.
+
+A thread runs an `http.server` on 127.0.0.1 that answers `HEAD`/`GET
+/{repo_id}/resolve/{revision}/{filename}` the way the Hugging Face Hub does
+for a plain (non-Xet) file: `ETag`, `X-Repo-Commit`, `Content-Length`.
+`HF_ENDPOINT` points `huggingface_hub.hf_hub_download` at it. The served file
+is a tiny random CLIP checkpoint in OpenAI key names, and the built-in name
+`vit_b32` is pointed at it by patching `weight_sources` and `preset_config`.
+"""
+
+import hashlib
+import http.server
+import json
+import os
+import threading
+import time
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+import keras_clip
+import keras_clip.presets
+from keras_clip.config import CLIPConfig
+from keras_clip.presets import download
+from keras_clip.presets.openai_checkpoint import state_dict_from_model
+
+NAME = "vit_b32"
+REPO_ID = "keras-clip-tests/tiny-clip"
+FILENAME = "open_clip_model.safetensors"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def tiny_config():
+    return CLIPConfig.from_dict(
+        {
+            "name": NAME,
+            "embed_dim": 32,
+            "vision": {
+                "type": "vit",
+                "image_size": 32,
+                "width": 64,
+                "layers": 1,
+                "patch_size": 16,
+            },
+            "text": {"width": 64, "layers": 1, "context_length": 77, "vocab_size": 512},
+        }
+    )
+
+
+def checkpoint_bytes(config, seed):
+    """A random CLIP checkpoint in OpenAI key names, as safetensors bytes."""
+    from safetensors.numpy import save
+
+    model = keras_clip.CLIP(config)
+    rng = np.random.default_rng(seed)
+    # OpenAI checkpoints store `logit_scale` as a scalar; keep that shape whatever
+    # state_dict_from_model returns for it.
+    shapes = {key: value.shape for key, value in state_dict_from_model(model).items()}
+    shapes["logit_scale"] = ()
+    state_dict = {
+        key: rng.normal(0.0, 0.5, shape).astype("float32") for key, shape in shapes.items()
+    }
+    return save(state_dict), state_dict
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    """`(bytes, state dict)` of the tiny checkpoint that fits `tiny_config()`."""
+    return checkpoint_bytes(tiny_config(), seed=0)
+
+
+class HubServer:
+    """A minimal Hugging Face Hub on loopback serving files by `(repo, revision, name)`."""
+
+    def __init__(self, files, commit=COMMIT):
+        self.files = dict(files)  # {(repo_id, filename): bytes}
+        self.commit = commit
+        self.downloads = 0  # GET requests that returned a file
+        self.requests = []
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self):
+                hub._answer(self, with_body=False)
+
+            def do_GET(self):
+                hub._answer(self, with_body=True)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _answer(self, handler, with_body):
+        self.requests.append((handler.command, handler.path))
+        body = None
+        path = handler.path.split("?")[0]
+        if "/resolve/" in path:
+            repo_id, rest = path.lstrip("/").split("/resolve/", 1)
+            revision, _, filename = rest.partition("/")
+            if revision in ("main", self.commit):
+                body = self.files.get((repo_id, filename))
+        if body is None:
+            handler.send_response(404)
+            handler.send_header("X-Error-Code", "EntryNotFound")
+            handler.send_header("X-Error-Message", "Entry not found")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+        handler.send_header("X-Repo-Commit", self.commit)
+        handler.send_header("Accept-Ranges", "bytes")
+        handler.end_headers()
+        if with_body:
+            self.downloads += 1
+            handler.wfile.write(body)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path, checkpoint):
+    """The loopback hub serving the tiny checkpoint, with `vit_b32` pointed at it."""
+    server = HubServer({(REPO_ID, FILENAME): checkpoint[0]})
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("KERAS_CLIP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(keras_clip.presets, "preset_config", lambda name: tiny_config())
+    point_at(monkeypatch, sha256=hashlib.sha256(checkpoint[0]).hexdigest())
+    yield server
+    server.stop()
+
+
+def point_at(monkeypatch, sha256, revision=COMMIT, size=None):
+    """Makes the built-in name `vit_b32` download `REPO_ID/FILENAME` at `revision`."""
+    source = {
+        "repo_id": REPO_ID,
+        "filename": FILENAME,
+        "revision": revision,
+        "sha256": sha256,
+        "size_bytes": size,
+    }
+    monkeypatch.setattr(download, "weight_sources", lambda: {NAME: source})
+    return source
+
+
+def assert_weights_equal(model, state_dict):
+    converted = state_dict_from_model(model)
+    assert sorted(converted) == sorted(state_dict)
+    for key, value in state_dict.items():
+        np.testing.assert_array_equal(converted[key], value, err_msg=key)
+
+
+def cache_entries():
+    root = os.environ["KERAS_CLIP_CACHE"]
+    return sorted(os.listdir(root)) if os.path.isdir(root) else []
+
+
+def test_downloads_converts_caches_then_loads_offline(hub, checkpoint):
+    model = keras_clip.from_preset(NAME)
+    assert hub.downloads == 1
+    assert ("GET", f"/{REPO_ID}/resolve/{COMMIT}/{FILENAME}") in hub.requests
+    assert_weights_equal(model, checkpoint[1])
+    assert cache_entries() == [f"{NAME}-{COMMIT[:12]}"]  # no scratch folder left behind
+    folder = os.path.join(os.environ["KERAS_CLIP_CACHE"], cache_entries()[0])
+    with open(os.path.join(folder, download.SOURCE_FILE)) as file:
+        provenance = json.load(file)
+    assert provenance["sha256"] == hashlib.sha256(checkpoint[0]).hexdigest()
+    assert provenance["pinned"] is True
+
+    hub.stop()  # no network from here on
+    again = keras_clip.from_preset(NAME)
+    assert hub.downloads == 1
+    assert_weights_equal(again, checkpoint[1])
+    images = np.random.default_rng(1).uniform(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(again.encode_image(images)),
+        keras.ops.convert_to_numpy(model.encode_image(images)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
+def test_cache_root_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_CLIP_CACHE", str(tmp_path / "elsewhere"))
+    assert download.cache_root() == str(tmp_path / "elsewhere")
+    monkeypatch.delenv("KERAS_CLIP_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert download.cache_root() == os.path.join(str(tmp_path), ".cache", "keras_clip")
+
+
+def test_cache_holds_float32_whatever_dtype_is_asked_first(hub, checkpoint):
+    low = keras_clip.from_preset(NAME, dtype="bfloat16")
+    assert keras.backend.standardize_dtype(low.text_encoder.weights[0].dtype) == "bfloat16"
+    hub.stop()
+    full = keras_clip.from_preset(NAME)
+    assert_weights_equal(full, checkpoint[1])  # not rounded through bfloat16
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated"])
+def test_corrupt_download_is_refused_and_nothing_cached(hub, checkpoint, damage):
+    data = bytearray(checkpoint[0])
+    if damage == "flipped":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    hub.files[(REPO_ID, FILENAME)] = bytes(data)
+    expected = hashlib.sha256(checkpoint[0]).hexdigest()
+    with pytest.raises(ValueError) as info:
+        keras_clip.from_preset(NAME)
+    message = str(info.value)
+    assert FILENAME in message and expected in message and "Nothing was cached" in message
+    assert hub.downloads == 1
+    assert cache_entries() == []  # neither a converted folder nor the downloaded file
+
+    hub.files[(REPO_ID, FILENAME)] = checkpoint[0]  # the next try succeeds
+    assert_weights_equal(keras_clip.from_preset(NAME), checkpoint[1])
+
+
+def test_unpinned_file_warns_and_is_still_checked(hub, monkeypatch, checkpoint):
+    point_at(monkeypatch, sha256=None, revision="main")
+    with pytest.warns(UserWarning, match="not pinned to a SHA-256"):
+        model = keras_clip.from_preset(NAME)
+    assert_weights_equal(model, checkpoint[1])
+    assert cache_entries() == [f"{NAME}-main"]
+
+
+def test_unpinned_truncated_file_is_refused(hub, monkeypatch, checkpoint):
+    point_at(monkeypatch, sha256=None, revision="main")
+    hub.files[(REPO_ID, FILENAME)] = checkpoint[0][: len(checkpoint[0]) // 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match=f"{FILENAME} downloaded for '{NAME}'.*truncated"):
+            keras_clip.from_preset(NAME)
+    assert cache_entries() == []
+
+
+def test_unpinned_file_of_another_architecture_is_refused(hub, monkeypatch, checkpoint):
+    point_at(monkeypatch, sha256=None, revision="main")
+    from safetensors.numpy import save
+
+    other = dict(checkpoint[1])
+    other["visual.conv1.weight"] = np.zeros((128, 3, 16, 16), "float32")  # a wider ViT
+    hub.files[(REPO_ID, FILENAME)] = save(other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match="mis-shaped tensors: visual.conv1.weight"):
+            keras_clip.from_preset(NAME)
+    assert cache_entries() == []
+
+
+def test_unreadable_cache_is_replaced(hub, checkpoint):
+    keras_clip.from_preset(NAME)
+    folder = os.path.join(os.environ["KERAS_CLIP_CACHE"], cache_entries()[0])
+    with open(os.path.join(folder, "model.weights.h5"), "r+b") as file:
+        file.truncate(100)
+    with pytest.warns(UserWarning, match="unreadable"):
+        model = keras_clip.from_preset(NAME)
+    assert hub.downloads == 2
+    assert_weights_equal(model, checkpoint[1])
+    assert cache_entries() == [f"{NAME}-{COMMIT[:12]}"]
+
+
+def test_server_down_names_file_url_and_local_copy(hub, monkeypatch):
+    hub.stop()
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # huggingface_hub's retry backoff
+    with pytest.raises(OSError) as info:
+        keras_clip.from_preset(NAME)
+    message = str(info.value)
+    assert FILENAME in message
+    assert f"{hub.endpoint}/{REPO_ID}/resolve/{COMMIT}/{FILENAME}" in message
+    assert f"keras_clip.from_preset('/path/to/{FILENAME}')" in message
+    assert cache_entries() == []
+
+
+def test_offline_mode_names_file_url_and_local_copy(hub, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(OSError, match=f"{FILENAME} from {hub.endpoint}/{REPO_ID}/resolve/"):
+        keras_clip.from_preset(NAME)
+    assert hub.downloads == 0
+    assert cache_entries() == []
+
+
+def test_missing_file_on_server_is_an_os_error(hub):
+    hub.files.clear()
+    with pytest.raises(OSError, match="EntryNotFound|404"):
+        keras_clip.from_preset(NAME)
+    assert cache_entries() == []
+
+
+def test_local_copy_loads_without_network(tmp_path, checkpoint):
+    path = tmp_path / FILENAME
+    path.write_bytes(checkpoint[0])
+    assert_weights_equal(keras_clip.from_preset(str(path)), checkpoint[1])
+
+
+def test_truncated_local_safetensors_is_a_clear_error(tmp_path, checkpoint):
+    path = tmp_path / FILENAME
+    path.write_bytes(checkpoint[0][: len(checkpoint[0]) // 2])
+    with pytest.raises(ValueError, match="not a readable safetensors file .truncated or corrupt"):
+        keras_clip.from_preset(str(path))
+
+
+def test_bundled_weight_sources_are_well_formed():
+    sources = download.weight_sources()
+    assert sorted(sources) == keras_clip.list_presets()
+    for name, source in sources.items():
+        assert source["repo_id"].startswith("timm/") and source["repo_id"].endswith(".openai")
+        assert "_clip" in source["repo_id"], name
+        assert source["filename"] == FILENAME
+        revision, sha256 = source["revision"], source["sha256"]
+        assert revision == "main" or (len(revision) == 40 and int(revision, 16) >= 0), name
+        if sha256 is not None:
+            assert len(sha256) == 64 and sha256 == sha256.lower() and int(sha256, 16) >= 0, name
+            assert revision != "main", f"{name}: a SHA-256 needs the revision it was read at"
+            assert source["size_bytes"] > 0, name
+    assert sources["vit_b32"]["sha256"].startswith("e6d1bd7789aa4519")
