@@ -55,10 +55,8 @@ def checkpoint_bytes(config, seed):
 
     model = keras_clip.CLIP(config)
     rng = np.random.default_rng(seed)
-    # OpenAI checkpoints store `logit_scale` as a scalar; keep that shape whatever
-    # state_dict_from_model returns for it.
     shapes = {key: value.shape for key, value in state_dict_from_model(model).items()}
-    shapes["logit_scale"] = ()
+    assert shapes["logit_scale"] == ()  # a scalar, as in OpenAI's checkpoints
     state_dict = {
         key: rng.normal(0.0, 0.5, shape).astype("float32") for key, shape in shapes.items()
     }

@@ -208,5 +208,6 @@ def state_dict_from_model(model):
     state_dict = {}
     for key, (variable, transform) in weight_targets(model).items():
         value = keras.ops.convert_to_numpy(variable)
-        state_dict[key] = np.ascontiguousarray(inverse[transform](value.astype("float32")))
+        # np.array keeps 0-d tensors (logit_scale) 0-d; np.ascontiguousarray makes them 1-d.
+        state_dict[key] = np.array(inverse[transform](value.astype("float32")), order="C")
     return state_dict
