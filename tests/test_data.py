@@ -84,6 +84,7 @@ def test_heldout_combinations_never_in_train():
 def test_synthetic_tf_dataset(tokenizer):
     ds = data.SyntheticShapes(S, seed=0).as_tf_dataset(
         8, tokenizer=tokenizer, num_samples=12, training=False, include_labels=True)
+    assert int(ds.cardinality()) == 2  # known: Keras shows the epoch length
     batches = list(ds.as_numpy_iterator())
     assert [b["images"].shape for b in batches] == [(8, S, S, 3), (4, S, S, 3)]
     assert batches[0]["images"].dtype == np.float32

@@ -109,4 +109,5 @@ def csv_dataset(path, image_size, batch_size, tokenizer=None, image_key="filepat
         ds, image_size, batch_size, tokenizer=tokenizer, training=training, seed=seed,
         decode=True, num_parallel_calls=num_parallel_calls,
         drop_remainder=training if drop_remainder is None else drop_remainder,
-        stats=stats, scale=scale, ratio=ratio)
+        stats=stats, scale=scale, ratio=ratio,
+        sharded=num_shards > 1 or input_context is not None)

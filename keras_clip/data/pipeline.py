@@ -284,12 +284,16 @@ def guarded_map(ds, fn, stats, name, num_parallel_calls):
 
 def finish(ds, image_size, batch_size, tokenizer=None, training=True, seed=None,
            decode=False, include_labels=False, num_parallel_calls=None, drop_remainder=False,
-           stats=None, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), prefetch=True):
+           stats=None, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), prefetch=True,
+           sharded=False):
     """Decode (if ``decode``), crop, batch and tokenize records into model batches.
 
     Records are dicts with ``"caption"`` (tf.string) and either ``"image"`` (uint8
     HWC) or, with ``decode=True``, ``"image_bytes"`` (encoded jpg/png/webp/...).
     Undecodable images are skipped and counted in ``stats``.
+
+    ``sharded=True`` (the caller already split the input per worker) turns
+    tf.distribute's auto-sharding off so that it does not split it again.
 
     Returns:
         A dataset of ``{"images": float32 (B, S, S, 3), "token_ids": int32 (B, 77)}``
@@ -326,7 +330,10 @@ def finish(ds, image_size, batch_size, tokenizer=None, training=True, seed=None,
                                            (image_size, image_size, 3))
         return record
 
-    ds = guarded_map(ds, load, stats, "decode", parallel)
+    if decode:
+        ds = guarded_map(ds, load, stats, "decode", parallel)
+    else:  # in-memory uint8 images: nothing to skip, and the cardinality stays known
+        ds = ds.map(load, num_parallel_calls=parallel, deterministic=True)
     keys = ["images", "token_ids"] + (["labels"] if include_labels else [])
 
     def tokenize(batch):
@@ -341,5 +348,10 @@ def finish(ds, image_size, batch_size, tokenizer=None, training=True, seed=None,
     ds = ds.map(tokenize, num_parallel_calls=parallel, deterministic=True)
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
+    if sharded:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.OFF)
+        ds = ds.with_options(options)
     ds.quality_stats = stats
     return ds

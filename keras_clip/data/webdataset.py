@@ -102,7 +102,10 @@ def webdataset_dataset(patterns, image_size, batch_size, tokenizer=None, trainin
         num_shards, shard_index: this worker's part of the shard files
             (every ``num_shards``-th file from ``shard_index``).
         input_context: a ``tf.distribute.InputContext``; overrides the two above
-            (use with ``strategy.distribute_datasets_from_function``).
+            (use with ``strategy.distribute_datasets_from_function``). When the
+            shards are split here, tf.distribute's auto-sharding is turned off;
+            multi-worker runs should split here (the generator-based reader
+            cannot be auto-sharded by file).
         drop_remainder: drop the last partial batch; default ``training``.
         repeat: repeat forever (then pass ``steps_per_epoch`` to ``fit``).
         caption_ext: extension of the caption member.
@@ -148,4 +151,5 @@ def webdataset_dataset(patterns, image_size, batch_size, tokenizer=None, trainin
         ds, image_size, batch_size, tokenizer=tokenizer, training=training, seed=seed,
         decode=True, num_parallel_calls=num_parallel_calls,
         drop_remainder=training if drop_remainder is None else drop_remainder,
-        stats=stats, scale=scale, ratio=ratio)
+        stats=stats, scale=scale, ratio=ratio,
+        sharded=num_shards > 1 or input_context is not None)
