@@ -15,6 +15,7 @@ from keras import ops
 
 def quick_gelu(x):
     """OpenAI's GELU approximation, `x * sigmoid(1.702 x)`."""
+    x = ops.convert_to_tensor(x)
     return x * ops.sigmoid(1.702 * x)
 
 
@@ -25,6 +26,7 @@ def gelu(x):
     lowers to `Erfc`, which tf2onnx cannot convert, while `Erf` exports
     everywhere.
     """
+    x = ops.convert_to_tensor(x)
     return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
 
 
