@@ -61,21 +61,21 @@ def _channel_error(received):
 
 
 # ------------------------------------------------------------------ eager
-def _standardize_array(image):
-    """Validates one HWC / HW image; returns a uint8 or float32 (H, W, 3) array."""
+def _standardize_image(image):
+    """Validates one image; returns a PIL image (uint8 data) or float32 (H, W, 3)."""
     from PIL import Image
 
     if isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
             raise ValueError(f"Received an empty PIL image of size {image.size}.")
-        return np.asarray(image.convert("RGB"))
+        return image
     if image is None:
         raise ValueError("Received None; expected an HWC image (numpy array or PIL image).")
     array = np.asarray(image)
-    if array.dtype == object or array.dtype.kind not in "uifb":
-        raise ValueError(f"Images must be numeric arrays; received dtype {array.dtype}.")
-    if array.dtype.kind == "b":
-        raise ValueError("Images must be uint8 or float; received a boolean array.")
+    if array.dtype == object or array.dtype.kind not in "uif":
+        raise ValueError(
+            f"Images must be uint8 or float arrays (or PIL images); received dtype {array.dtype}."
+        )
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3:
@@ -88,7 +88,6 @@ def _standardize_array(image):
     channels = array.shape[2]
     if channels not in (1, 3, 4):
         raise _channel_error(channels)
-    array = array[:, :, :3] if channels == 4 else array
     if array.dtype.kind in "ui":
         if array.dtype != np.uint8:
             low, high = array.min(), array.max()
@@ -97,36 +96,44 @@ def _standardize_array(image):
                     f"Integer images must hold values in [0, 255]; received range [{low}, {high}]."
                 )
             array = array.astype(np.uint8)
-    else:
-        array = array.astype(np.float32)
-        if not np.all(np.isfinite(array)):
-            raise ValueError("Float images must be finite; received NaN or inf values.")
-        low, high = float(array.min()), float(array.max())
-        if low < 0.0 or high > 1.0:
-            raise ValueError(
-                "Float images must hold values in [0, 1] (uint8 images in [0, 255]); "
-                f"received range [{low:.4g}, {high:.4g}]."
-            )
-    if array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)
-    return array
+        # Mode inferred from the shape: L, RGB or RGBA.
+        return Image.fromarray(np.ascontiguousarray(array[:, :, 0] if channels == 1 else array))
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("Float images must be finite; received NaN or inf values.")
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            "Float images must hold values in [0, 1] (uint8 images in [0, 255]); "
+            f"received range [{low:.4g}, {high:.4g}]."
+        )
+    array = array[:, :, :3]
+    return np.repeat(array, 3, axis=2) if channels == 1 else array
 
 
-def _resize_crop_numpy(array, image_size):
-    """PIL bicubic shortest-side resize + center crop; float32 pixels in [0, 255]."""
+def _resize_crop_numpy(image, image_size):
+    """PIL bicubic shortest-side resize + center crop; float32 RGB in [0, 255].
+
+    A PIL image goes through exactly the reference's steps (resize in its own
+    mode — RGBA premultiplied, as PIL does — crop, then `convert("RGB")`).
+    Float arrays are resized per channel in PIL's float mode, then clipped.
+    """
     from PIL import Image
 
-    height, width = array.shape[:2]
+    if isinstance(image, Image.Image):
+        width, height = image.size
+    else:
+        height, width = image.shape[:2]
     new_h, new_w = resized_shape(height, width, image_size)
     top = center_offset(new_h, image_size)
     left = center_offset(new_w, image_size)
     box = (left, top, left + image_size, top + image_size)
-    if array.dtype == np.uint8:
-        image = Image.fromarray(array, mode="RGB").resize((new_w, new_h), Image.BICUBIC)
-        return np.asarray(image.crop(box), dtype=np.float32)
+    if isinstance(image, Image.Image):
+        image = image.resize((new_w, new_h), Image.BICUBIC).crop(box).convert("RGB")
+        return np.asarray(image, dtype=np.float32)
     channels = [
         np.asarray(
-            Image.fromarray(array[:, :, c], mode="F")
+            Image.fromarray(np.ascontiguousarray(image[:, :, c]))  # mode "F"
             .resize((new_w, new_h), Image.BICUBIC)
             .crop(box)
         )
@@ -161,7 +168,7 @@ def preprocess_numpy(images, image_size):
         items = [images]
     out = np.empty((len(items), image_size, image_size, 3), dtype=np.float32)
     for i, item in enumerate(items):
-        pixels = _resize_crop_numpy(_standardize_array(item), image_size)
+        pixels = _resize_crop_numpy(_standardize_image(item), image_size)
         # As torchvision: uint8 -> float32 / 255, then (x - mean) / std in float32.
         out[i] = (pixels / np.float32(255.0) - _MEAN32) / _STD32
     return out
@@ -174,8 +181,23 @@ def _tf():
     return tf
 
 
+def horizontal_pass_first(height, width, new_h, new_w):
+    """The pass order Pillow (13) uses for a two-pass resize.
+
+    Measured on Pillow 13.0: the horizontal pass runs first unless the
+    vertical one shrinks the image and `height - new_h > 2 * (width - new_w)`
+    (2,300 random shapes, no exception). Works on ints or tf tensors.
+    """
+    return (new_h >= height) | ((new_w < width) & (height - new_h <= 2 * (width - new_w)))
+
+
 def _tf_prepare(image):
-    """Checks an HWC tf image; returns (float32 (H, W, 3) in [0, 255], is_uint8)."""
+    """Checks an HWC tf image.
+
+    Returns (float32 (H, W, C) in [0, 255], is_uint8, has_alpha); uint8 images
+    come back as RGBa (alpha-premultiplied, 4 channels) when they may carry
+    alpha, since PIL resizes RGBA images premultiplied.
+    """
     tf = _tf()
     image = tf.convert_to_tensor(image)
     if image.shape.rank == 2:
@@ -191,9 +213,7 @@ def _tf_prepare(image):
     if not (is_uint8 or image.dtype.is_floating):
         raise ValueError(f"Images must be uint8 or float; received dtype {image.dtype.name}.")
     shape = tf.shape(image)
-    checks = [
-        tf.debugging.assert_positive(shape[0] * shape[1], message="Received an empty image."),
-    ]
+    checks = [tf.debugging.assert_positive(shape[0] * shape[1], message="Received an empty image.")]
     if channels is None:
         checks.append(
             tf.debugging.Assert(
@@ -202,16 +222,38 @@ def _tf_prepare(image):
             )
         )
     with tf.control_dependencies(checks):
-        image = tf.identity(image)
-    image = image[:, :, :3]
-    image = tf.cond(
-        tf.equal(tf.shape(image)[2], 1), lambda: tf.tile(image, [1, 1, 3]), lambda: image
-    ) if channels in (None, 1) else image
-    image = tf.cast(image, tf.float32)
+        image = tf.cast(image, tf.float32)
     if not is_uint8:
         image = image * 255.0
-    image = tf.ensure_shape(image, [None, None, 3])
-    return image, is_uint8
+    has_alpha = is_uint8 and channels in (None, 4)
+    if channels == 1:
+        image = tf.tile(image, [1, 1, 3])
+    elif channels is None:
+        # Any of 1 / 3 / 4 channels -> RGBA (opaque unless given).
+        rgb = tf.cond(
+            tf.equal(shape[2], 1), lambda: tf.tile(image[:, :, :1], [1, 1, 3]), lambda: image[:, :, :3]
+        )
+        alpha = tf.cond(
+            tf.equal(shape[2], 4), lambda: image[:, :, 3:4], lambda: tf.fill([shape[0], shape[1], 1], 255.0)
+        )
+        image = tf.concat([rgb, alpha], axis=-1) if has_alpha else rgb
+    elif channels == 4 and not has_alpha:
+        image = image[:, :, :3]
+    if has_alpha:
+        # PIL's RGBA -> RGBa: round(c * a / 255) with integer arithmetic.
+        alpha = image[:, :, 3:]
+        t = image[:, :, :3] * alpha + 128.0
+        image = tf.concat([tf.floor((t + tf.floor(t / 256.0)) / 256.0), alpha], axis=-1)
+    return image, is_uint8, has_alpha
+
+
+def _tf_unpremultiply(x):
+    """PIL's RGBa -> RGBA, then drop alpha: c * 255 // a (a in 1..254)."""
+    tf = _tf()
+    rgb, alpha = x[:, :, :3], x[:, :, 3:]
+    scaled = tf.minimum(tf.floor(rgb * 255.0 / tf.maximum(alpha, 1.0)), 255.0)
+    keep = tf.equal(alpha, 0.0) | tf.equal(alpha, 255.0)
+    return tf.where(keep, rgb, scaled)
 
 
 def _dim(x, i):
@@ -225,27 +267,44 @@ def _quantize(tf, x, to_uint8=True):
 
 
 def _pil_like_resize_tf(image, new_h, new_w, quantize, crop=None):
-    """Two-pass (horizontal then vertical) antialiased bicubic resize.
+    """Two-pass antialiased bicubic resize in Pillow's pass order and rounding.
 
-    `crop`: optional (top, left, size) applied to the output; columns are
-    cropped between passes, which is exact because the passes are separable.
+    `crop`: optional (top, left, size) applied to the output; the first pass's
+    output is cropped along its axis before the second pass, which is exact
+    because the passes are separable.
     """
     tf = _tf()
-    height = _dim(image, 0)
-    x = tf.image.resize(image, tf.stack([height, new_w]), method="bicubic", antialias=True)
-    x = _quantize(tf, x, quantize)
-    if crop is not None:
-        top, left, size = crop
-        x = x[:, left : left + size]
-    x = tf.image.resize(x, tf.stack([new_h, _dim(x, 1)]), method="bicubic", antialias=True)
-    x = _quantize(tf, x, quantize)
-    if crop is not None:
-        x = x[top : top + size]
-    return x
+    height, width = _dim(image, 0), _dim(image, 1)
+
+    def resize(x, h, w):
+        x = tf.image.resize(x, tf.stack([h, w]), method="bicubic", antialias=True)
+        return _quantize(tf, x, quantize)
+
+    def horizontal_then_vertical():
+        x = resize(image, height, new_w)
+        if crop is not None:
+            x = x[:, crop[1] : crop[1] + crop[2]]
+        x = resize(x, new_h, _dim(x, 1))
+        return x if crop is None else x[crop[0] : crop[0] + crop[2]]
+
+    def vertical_then_horizontal():
+        x = resize(image, new_h, width)
+        if crop is not None:
+            x = x[crop[0] : crop[0] + crop[2]]
+        x = resize(x, _dim(x, 0), new_w)
+        return x if crop is None else x[:, crop[1] : crop[1] + crop[2]]
+
+    first = horizontal_pass_first(height, width, new_h, new_w)
+    if isinstance(first, (bool, np.bool_)):
+        return horizontal_then_vertical() if first else vertical_then_horizontal()
+    return tf.cond(first, horizontal_then_vertical, vertical_then_horizontal)
 
 
-def _normalize_tf(pixels, image_size):
+def _finish_tf(pixels, has_alpha, image_size):
+    """RGBa -> RGB if needed, `/ 255`, CLIP mean/std; float32 (S, S, 3)."""
     tf = _tf()
+    if has_alpha:
+        pixels = _tf_unpremultiply(pixels)
     x = pixels / 255.0
     x = (x - tf.constant(_MEAN32)) / tf.constant(_STD32)
     return tf.ensure_shape(x, [image_size, image_size, 3])
@@ -254,9 +313,9 @@ def _normalize_tf(pixels, image_size):
 def center_crop_tf(image_uint8, image_size):
     """In-graph eval transform for `tf.data`: float32 `(S, S, 3)` normalised.
 
-    Shortest side to `image_size` (antialiased bicubic, PIL-style uint8
-    rounding between passes), center crop, CLIP mean/std. Float input is taken
-    to be in [0, 1] and is not rounded.
+    Shortest side to `image_size` (antialiased bicubic, Pillow's pass order and
+    uint8 rounding), center crop, CLIP mean/std. Float input is taken to be in
+    [0, 1] and is not rounded.
 
     Example:
         >>> import tensorflow as tf
@@ -265,7 +324,7 @@ def center_crop_tf(image_uint8, image_size):
     """
     tf = _tf()
     image_size = _check_size(image_size)
-    image, is_uint8 = _tf_prepare(image_uint8)
+    image, is_uint8, has_alpha = _tf_prepare(image_uint8)
     height, width = _dim(image, 0), _dim(image, 1)
     if isinstance(height, int) and isinstance(width, int):
         new_h, new_w = resized_shape(height, width, image_size)
@@ -280,25 +339,26 @@ def center_crop_tf(image_uint8, image_size):
         top = tf.cast(tf.round(tf.cast(new_h - image_size, tf.float64) / 2.0), tf.int32)
         left = tf.cast(tf.round(tf.cast(new_w - image_size, tf.float64) / 2.0), tf.int32)
         new_h, new_w = tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
+        image = tf.ensure_shape(image, [None, None, image.shape[-1]])
     pixels = _pil_like_resize_tf(image, new_h, new_w, is_uint8, crop=(top, left, image_size))
-    return _normalize_tf(pixels, image_size)
+    return _finish_tf(pixels, has_alpha, image_size)
 
 
 def resized_crop_tf(image_uint8, top, left, height, width, image_size):
     """Crops the box `(top, left, height, width)` and resizes it to `(S, S)`.
 
-    torchvision's `F.resized_crop(..., BICUBIC)` done in-graph; returns
-    float32 `(S, S, 3)` normalised.
+    torchvision's `F.resized_crop(..., BICUBIC)` on a PIL image, in-graph;
+    returns float32 `(S, S, 3)` normalised.
 
     Example:
         >>> import tensorflow as tf
         >>> x = resized_crop_tf(tf.zeros((64, 80, 3), tf.uint8), 2, 4, 60, 70, 32)
     """
     image_size = _check_size(image_size)
-    image, is_uint8 = _tf_prepare(image_uint8)
+    image, is_uint8, has_alpha = _tf_prepare(image_uint8)
     box = image[top : top + height, left : left + width]
     pixels = _pil_like_resize_tf(box, image_size, image_size, is_uint8)
-    return _normalize_tf(pixels, image_size)
+    return _finish_tf(pixels, has_alpha, image_size)
 
 
 def random_crop_box_tf(height, width, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), seed=None):
@@ -435,22 +495,38 @@ class ImagePreprocessor(keras.layers.Layer):
             )
         if channels not in (1, 3, 4):
             raise _channel_error(channels)
-        x = ops.cast(images[..., :3], "float32")
+        x = ops.cast(images, "float32")  # (B, H, W, C)
         if channels == 1:
             x = ops.concatenate([x, x, x], axis=-1)
+        has_alpha = is_uint8 and channels == 4
+        if has_alpha:  # PIL resizes RGBA premultiplied (RGBa), rounding c * a / 255
+            alpha = x[..., 3:]
+            t = x[..., :3] * alpha + 128.0
+            x = ops.concatenate([ops.floor((t + ops.floor(t / 256.0)) / 256.0), alpha], axis=-1)
+        elif channels == 4:
+            x = x[..., :3]
         if not is_uint8:
             x = x * 255.0
         size = self.image_size
         new_h, new_w = resized_shape(height, width, size)
         top, left = center_offset(new_h, size), center_offset(new_w, size)
-        if new_w != width:
-            x = ops.image.resize(x, (height, new_w), interpolation="bicubic", antialias=True)
-            x = ops.clip(ops.floor(x + 0.5) if is_uint8 else x, 0.0, 255.0)
-        x = x[:, :, left : left + size]
-        if new_h != height:
-            x = ops.image.resize(x, (new_h, size), interpolation="bicubic", antialias=True)
-            x = ops.clip(ops.floor(x + 0.5) if is_uint8 else x, 0.0, 255.0)
-        x = x[:, top : top + size]
+
+        def resize(x, h, w):
+            if (h, w) == tuple(x.shape[1:3]):
+                return x
+            x = ops.image.resize(x, (h, w), interpolation="bicubic", antialias=True)
+            return ops.clip(ops.floor(x + 0.5) if is_uint8 else x, 0.0, 255.0)
+
+        if horizontal_pass_first(height, width, new_h, new_w):
+            x = resize(x, height, new_w)[:, :, left : left + size]
+            x = resize(x, new_h, size)[:, top : top + size]
+        else:
+            x = resize(x, new_h, width)[:, top : top + size]
+            x = resize(x, size, new_w)[:, :, left : left + size]
+        if has_alpha:  # RGBa -> RGBA (c * 255 // a), then drop alpha
+            rgb, alpha = x[..., :3], x[..., 3:]
+            scaled = ops.minimum(ops.floor(rgb * 255.0 / ops.maximum(alpha, 1.0)), 255.0)
+            x = ops.where((alpha == 0.0) | (alpha == 255.0), rgb, scaled)
         mean = ops.convert_to_tensor(_MEAN32)
         std = ops.convert_to_tensor(_STD32)
         return (x / 255.0 - mean) / std  # (B, S, S, 3)
