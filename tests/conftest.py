@@ -1,8 +1,16 @@
 """Shared fixtures: tiny configs of both image tower families."""
 
+import keras
 import pytest
 
 from keras_clip.config import CLIPConfig
+
+if keras.backend.backend() == "jax":
+    import jax
+
+    # Eager JAX compiles every op once per shape; for tiny test models the XLA
+    # optimisation passes cost far more than they save (model builds ~3x faster).
+    jax.config.update("jax_disable_most_optimizations", True)
 
 TINY_TEXT = {"width": 64, "layers": 1, "context_length": 77, "vocab_size": 1000}
 TINY_VIT = {"type": "vit", "image_size": 32, "width": 64, "layers": 1, "patch_size": 16}
