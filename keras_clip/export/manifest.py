@@ -1,0 +1,145 @@
+"""`manifest.json`: what an exported folder holds and how to feed its towers.
+
+The manifest is plain JSON so that a device needs nothing but the standard
+library to read it. `format_version` grows when a reader would misread the
+folder; readers refuse versions newer than they know.
+
+Example:
+    >>> from keras_clip.export.manifest import read_manifest
+    >>> manifest = read_manifest("exported/")  # doctest: +SKIP
+    >>> manifest["image"]["size"]  # doctest: +SKIP
+    224
+"""
+
+import hashlib
+import json
+import os
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+VOCABULARY_FILE = "bpe_simple_vocab_16e6.txt.gz"
+IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
+IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+RESIZE_RULE = "resize shortest side to size (PIL bicubic, antialiased), center crop size x size"
+
+
+def sha256_file(path, chunk=1 << 20):
+    """Hex SHA-256 of the file at `path`."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_files(directory, relative_paths):
+    """Every regular file under each of `relative_paths` (files or folders), sorted."""
+    files = []
+    for relative in relative_paths:
+        full = os.path.join(directory, relative)
+        if os.path.isdir(full):
+            for root, _, names in os.walk(full):
+                for name in names:
+                    files.append(os.path.relpath(os.path.join(root, name), directory))
+        elif os.path.isfile(full):
+            files.append(relative)
+    return sorted(path.replace(os.sep, "/") for path in files)
+
+
+def file_entries(directory, relative_paths):
+    """`{relative path: {"sha256", "bytes"}}` for every file under `relative_paths`."""
+    entries = {}
+    for relative in list_files(directory, relative_paths):
+        full = os.path.join(directory, relative)
+        entries[relative] = {"sha256": sha256_file(full), "bytes": os.path.getsize(full)}
+    return entries
+
+
+def model_values(model, architecture=None):
+    """The manifest's description of `model` (everything but files and exporters)."""
+    config = model.config
+    text = config.text
+    return {
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture or config.name,
+        "vision_type": config.vision.type,
+        "embed_dim": int(config.embed_dim),
+        "logit_scale": float(model.logit_scale),
+        "image": {
+            "size": int(config.vision.image_size),
+            "mean": list(IMAGE_MEAN),
+            "std": list(IMAGE_STD),
+            "resize": RESIZE_RULE,
+            "layout": "NHWC float32, RGB scaled to [0, 1] then (x - mean) / std",
+            "input": "images",
+        },
+        "text": {
+            "context_length": int(text.context_length),
+            "vocab_size": int(text.vocab_size),
+            "start_token_id": 49406,
+            "end_token_id": 49407,
+            "pad_token_id": 0,
+            "cleaning": "ftfy.fix_text, html.unescape twice, collapse whitespace, lowercase",
+            "vocabulary": VOCABULARY_FILE,
+            "input": "token_ids",
+        },
+        "outputs": ["embeddings", "normalized_embeddings"],
+        "config": config.to_dict(),
+    }
+
+
+def write_manifest(directory, values):
+    """Writes `values` to `directory/manifest.json`; returns its path."""
+    path = os.path.join(directory, MANIFEST_FILE)
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(values, file, indent=2, sort_keys=True)
+        file.write("\n")
+    return path
+
+
+def read_manifest(directory):
+    """Reads and checks `directory/manifest.json`.
+
+    Raises:
+        ValueError: the file is missing or not JSON, or its `format_version` is
+            newer than this reader (`FORMAT_VERSION`).
+    """
+    path = os.path.join(directory, MANIFEST_FILE)
+    if not os.path.isfile(path):
+        raise ValueError(f"No {MANIFEST_FILE} in {directory}: not an exported keras_clip folder.")
+    try:
+        with open(path, encoding="utf-8") as file:
+            values = json.load(file)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    version = values.get("format_version") if isinstance(values, dict) else None
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path} has format_version {version!r}; expected an int >= 1.")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format_version {version}, newer than this reader "
+            f"(version {FORMAT_VERSION}). Upgrade keras_clip / clip_edge to read it."
+        )
+    return values
+
+
+def verify_files(directory, manifest, names=None):
+    """Checks the SHA-256 of each file listed in `manifest["files"]` (or just `names`).
+
+    Raises:
+        ValueError: a file is missing or its SHA-256 differs from the manifest's.
+    """
+    files = manifest.get("files", {})
+    for name in names if names is not None else sorted(files):
+        if name not in files:
+            raise ValueError(f"{name} is not listed in {directory}/{MANIFEST_FILE}.")
+        full = os.path.join(directory, name)
+        if not os.path.isfile(full):
+            raise ValueError(f"Missing file {full} (listed in {MANIFEST_FILE}).")
+        actual = sha256_file(full)
+        expected = files[name]["sha256"]
+        if actual != expected:
+            raise ValueError(
+                f"SHA-256 mismatch for {full}: expected {expected} (manifest), "
+                f"received {actual}. The file is damaged or was modified."
+            )

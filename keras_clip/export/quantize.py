@@ -1,0 +1,126 @@
+"""fp16 and int8 variants of an exported ONNX tower.
+
+- fp16: the weights of every MatMul / Gemm / Conv (and the token-embedding
+  Gather) are stored in float16 and those ops run in float16; each such op casts
+  its activation input to float16 and its result back to float32. Everything
+  else — LayerNorm, softmax, residual adds, the activation, the final L2 norm —
+  stays float32, so nothing accumulates in float16 where CLIP is known to
+  overflow (openai/CLIP#144). Inputs and outputs stay float32. About half the
+  file size; fp16 kernels exist on CUDA and CPU providers.
+- int8: `onnxruntime.quantization.quantize_dynamic`, int8 weights (per
+  channel) of the MatMul/Gemm layers, activations quantized at run time.
+
+Example:
+    >>> from keras_clip.export.quantize import to_fp16, to_int8
+    >>> to_fp16("image_encoder.onnx", "image_encoder.fp16.onnx")  # doctest: +SKIP
+    >>> to_int8("image_encoder.onnx", "image_encoder.int8.onnx")  # doctest: +SKIP
+"""
+
+import os
+
+FP16_OPS = ("MatMul", "Gemm", "Conv")
+_MIN_FP16_WEIGHT = 1024  # elements; smaller weights are not worth the casts
+
+
+def to_fp16(source, target):
+    """Writes a float16-weight copy of the ONNX model `source` to `target` (float32 I/O)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(source)
+    graph = model.graph
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in list(inferred.graph.value_info) + list(inferred.graph.input)
+        + list(inferred.graph.output)
+    }
+    initializers = {i.name: i for i in graph.initializer}
+    for name, tensor in initializers.items():
+        types[name] = tensor.data_type
+    half = {}  # float32 initializer name -> float16 copy's name
+
+    def half_initializer(name):
+        if name not in half:
+            array = numpy_helper.to_array(initializers[name]).astype(np.float16)
+            half[name] = f"{name}__fp16"
+            graph.initializer.append(numpy_helper.from_array(array, half[name]))
+        return half[name]
+
+    nodes = []
+    for index, node in enumerate(graph.node):
+        weight_inputs = [n for n in node.input if n in initializers]
+        if node.op_type == "Gather":
+            data = node.input[0]
+            convert = (
+                data in initializers
+                and initializers[data].data_type == TensorProto.FLOAT
+                and int(np.prod(initializers[data].dims)) >= _MIN_FP16_WEIGHT
+            )
+            float_inputs = [0] if convert else []
+        else:
+            convert = (
+                node.op_type in FP16_OPS
+                and all(types.get(n) == TensorProto.FLOAT for n in node.input if n)
+                and any(
+                    int(np.prod(initializers[n].dims)) >= _MIN_FP16_WEIGHT for n in weight_inputs
+                )
+            )
+            float_inputs = [i for i, n in enumerate(node.input) if n]
+        if not convert:
+            nodes.append(node)
+            continue
+        for i in float_inputs:
+            name = node.input[i]
+            if name in initializers:
+                node.input[i] = half_initializer(name)
+            else:
+                cast = f"{name}__to_fp16_{index}"
+                nodes.append(helper.make_node("Cast", [name], [cast], to=TensorProto.FLOAT16))
+                node.input[i] = cast
+        output = node.output[0]
+        node.output[0] = f"{output}__fp16"
+        nodes.append(node)
+        nodes.append(helper.make_node("Cast", [node.output[0]], [output], to=TensorProto.FLOAT))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {n for node in graph.node for n in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    del graph.value_info[:]
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save_model(model, target)
+    return target
+
+
+def to_int8(source, target):
+    """Writes a dynamically quantized (int8 weights) copy of `source` to `target`."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        source,
+        target,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        per_channel=True,
+    )
+    model = onnx.load(target)
+    # quantize_dynamic drops nothing we set, but make sure the metadata survived.
+    source_meta = {p.key: p.value for p in onnx.load(source, load_external_data=False).metadata_props}
+    present = {p.key for p in model.metadata_props}
+    if set(source_meta) - present:
+        for key in sorted(set(source_meta) - present):
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, source_meta[key]
+        onnx.save_model(model, target)
+    onnx.checker.check_model(target)
+    return target
+
+
+def variant_path(path, variant):
+    """`image_encoder.onnx` -> `image_encoder.fp16.onnx` (variant "fp16")."""
+    root, ext = os.path.splitext(path)
+    return f"{root}.{variant}{ext}"

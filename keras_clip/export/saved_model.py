@@ -1,0 +1,213 @@
+"""TensorFlow SavedModel export of one tower, from every Keras backend.
+
+- tensorflow: the tower is traced into a `tf.Module` directly.
+- jax: `keras.export.ExportArchive` converts the tower with jax2tf; the result is
+  loaded and wrapped so that every backend gives the same signatures.
+- torch: torch cannot write a SavedModel, so the model is saved to a temporary
+  preset folder and a subprocess with `KERAS_BACKEND=tensorflow` exports it
+  (same weights, so the same numbers). Set `route_torch=False` to get an error
+  instead.
+
+Signatures (identical on every route):
+- `serving_default`: `images` float32 `(batch, S, S, 3)` or `token_ids` int32
+  `(batch, L)` -> `embeddings`, `normalized_embeddings`.
+- text tower only, `serve_texts`: `texts` tf.string `(batch,)` -> the same plus
+  `token_ids`; tokenizes in the graph with keras-hub's byte-pair tokenizer on the
+  bundled CLIP vocabulary. It lowercases and collapses whitespace but does not run
+  ftfy or HTML unescaping, so ids equal `keras_clip.CLIPTokenizer`'s on ordinary
+  text (tested), and may differ on mojibake or HTML entities.
+
+Example:
+    >>> from keras_clip.export.saved_model import export_saved_model
+    >>> export_saved_model(model, "text_encoder", "out/text_encoder")  # doctest: +SKIP
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import keras
+
+from keras_clip.export.onnx_export import OUTPUT_NAMES, tower_spec
+
+
+def export_saved_models(model, names, directory, route_torch=True):
+    """Writes each tower in `names` to `directory/<name>`; returns the route.
+
+    Under torch one TensorFlow subprocess writes all of them.
+    """
+    if keras.backend.backend() == "torch" and route_torch:
+        _export_in_tensorflow_subprocess(model, names, directory)
+        return "tensorflow subprocess"
+    route = None
+    for name in names:
+        route = export_saved_model(model, name, os.path.join(directory, name), route_torch)
+    return route
+
+
+def export_saved_model(model, name, path, route_torch=True):
+    """Writes tower `name` of `model` as a SavedModel folder `path`; returns the route."""
+    backend = keras.backend.backend()
+    tower, input_name, shape, dtype = tower_spec(model, name)
+    context_length = model.config.text.context_length if name == "text_encoder" else None
+    if backend == "tensorflow":
+        call = lambda x: tower(x, training=False)  # noqa: E731
+        _save_module(path, call, [tower], input_name, shape, dtype, context_length)
+        return "tensorflow"
+    if backend == "jax":
+        _export_jax(tower, path, input_name, shape, dtype, context_length)
+        return "jax2tf"
+    if backend == "torch":
+        if not route_torch:
+            raise ValueError(
+                "The torch backend cannot write a TensorFlow SavedModel. Export with "
+                "KERAS_BACKEND=tensorflow (or jax), or pass formats=('onnx',)."
+            )
+        _export_in_tensorflow_subprocess(model, [name], os.path.dirname(path) or ".", path)
+        return "tensorflow subprocess"
+    raise ValueError(f"SavedModel export supports tensorflow, jax and torch; backend is {backend!r}.")
+
+
+def _save_module(path, call, trackables, input_name, shape, dtype, context_length):
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.dependencies = list(trackables)
+    spec = tf.TensorSpec((None, *shape), dtype, name=input_name)
+
+    @tf.function(input_signature=[spec])
+    def serve(x):
+        embeddings = tf.cast(call(x), tf.float32)
+        norm = tf.sqrt(tf.reduce_sum(embeddings * embeddings, axis=-1, keepdims=True))
+        return {OUTPUT_NAMES[0]: embeddings, OUTPUT_NAMES[1]: embeddings / tf.maximum(norm, 1e-12)}
+
+    module.serve = serve
+    signatures = {"serving_default": serve}
+    if context_length is not None:
+        tokenize, tables = graph_tokenizer(context_length)
+        module.tokenizer_tables = tables
+
+        @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="texts")])
+        def serve_texts(texts):
+            token_ids = tokenize(texts)
+            outputs = dict(serve(token_ids))
+            outputs["token_ids"] = token_ids
+            return outputs
+
+        module.serve_texts = serve_texts
+        signatures["serve_texts"] = serve_texts
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    tf.saved_model.save(module, path, signatures=signatures, options=options)
+
+
+def graph_tokenizer(context_length):
+    """An in-graph CLIP tokenizer: `fn(texts (B,) tf.string) -> (B, L) int32`, tables.
+
+    keras-hub's `CLIPTokenizer` on the bundled vocabulary, packed like OpenAI's
+    `clip.tokenize`: start token, ids truncated to L - 2, end token, zeros.
+    """
+    import tensorflow as tf
+    from keras_hub.tokenizers import CLIPTokenizer as GraphCLIPTokenizer
+
+    from keras_clip.tokenizer import CLIPTokenizer
+
+    reference = CLIPTokenizer()
+    tokens = list(reference._id_to_token)
+    tokens[reference.start_token_id] = "<|startoftext|>"
+    tokens[reference.end_token_id] = "<|endoftext|>"
+    vocabulary = {token: index for index, token in enumerate(tokens)}
+    merges = _merge_lines(reference.vocabulary)
+    layer = GraphCLIPTokenizer(vocabulary=vocabulary, merges=merges)
+    start, end = reference.start_token_id, reference.end_token_id
+
+    def tokenize(texts):
+        ids = layer(texts)  # ragged (B, None)
+        ids = tf.cast(ids[:, : context_length - 2], tf.int32)
+        batch = tf.shape(texts)[0]
+        starts = tf.fill([batch, 1], start)
+        ends = tf.fill([batch, 1], end)
+        rows = tf.concat([starts, ids, ends], axis=1)
+        return rows.to_tensor(default_value=0, shape=[None, context_length])
+
+    return tokenize, _lookup_tables(layer)
+
+
+def _merge_lines(vocabulary_path):
+    """The merge lines ("a b") of a `bpe_simple_vocab_16e6.txt.gz`-format file."""
+    import gzip
+
+    from keras_clip.tokenizer import _NUM_MERGES
+
+    with gzip.open(vocabulary_path, "rt", encoding="utf-8") as file:
+        return file.read().split("\n")[1 : _NUM_MERGES + 1]
+
+
+def _lookup_tables(obj, depth=0, seen=None):
+    """The tf lookup tables inside a keras-hub tokenizer (so a tf.Module tracks them)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 4:
+        return []
+    seen.add(id(obj))
+    if "HashTable" in type(obj).__name__:
+        return [obj]
+    found = []
+    for value in getattr(obj, "__dict__", {}).values():
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                found += _lookup_tables(item, depth + 1, seen)
+        else:
+            found += _lookup_tables(value, depth + 1, seen)
+    return found
+
+
+def _export_jax(tower, path, input_name, shape, dtype, context_length):
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(tower)
+    archive.add_endpoint(
+        "serve",
+        lambda x: tower(x, training=False),
+        input_signature=[keras.InputSpec(shape=(None, *shape), dtype=dtype, name=input_name)],
+    )
+    with tempfile.TemporaryDirectory() as staging:
+        archive.write_out(staging, verbose=False)
+        loaded = tf.saved_model.load(staging)
+        _save_module(path, loaded.serve, [loaded], input_name, shape, dtype, context_length)
+
+
+def _export_in_tensorflow_subprocess(model, names, directory, path=None):
+    import keras_clip
+
+    with tempfile.TemporaryDirectory() as staging:
+        preset = os.path.join(staging, "preset")
+        model.save_to_preset(preset)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(keras_clip.__file__)))
+        python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        env = dict(os.environ, KERAS_BACKEND="tensorflow", PYTHONPATH=python_path)
+        command = [sys.executable, "-m", "keras_clip.export.saved_model", preset, directory]
+        command += list(names) if path is None else [f"{names[0]}={path}"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"The TensorFlow subprocess exporting {list(names)} failed "
+                f"(exit {result.returncode}):\n{result.stderr[-4000:]}"
+            )
+
+
+def _main(argv):
+    """`python -m keras_clip.export.saved_model PRESET_DIR OUT_DIR TOWER[=PATH]...` (TF)."""
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit("Run with KERAS_BACKEND=tensorflow.")
+    from keras_clip.presets import from_preset
+
+    preset, directory, *towers = argv
+    model = from_preset(preset)
+    for tower in towers:
+        name, _, path = tower.partition("=")
+        export_saved_model(model, name, path or os.path.join(directory, name))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
