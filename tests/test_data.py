@@ -164,7 +164,10 @@ def test_sharding_splits_files_disjointly(shards, tokenizer):
         data.shard_files(shards, 5, 0, what="shards")
 
 
-def test_bad_samples_skipped_and_counted(tmp_path, tokenizer, caplog):
+@pytest.fixture(scope="module")
+def bad_shards(tmp_path_factory):
+    """6 good samples + 5 bad ones in a shard, a cut shard (2 of 4 left), a non-tar."""
+    tmp_path = tmp_path_factory.mktemp("bad")
     gen = data.SyntheticShapes(S, seed=5)
     good = []
     with tarfile.open(tmp_path / "00000.tar", "w") as tar:
@@ -191,12 +194,19 @@ def test_bad_samples_skipped_and_counted(tmp_path, tokenizer, caplog):
         third = t.getmembers()[6]
     (tmp_path / "00001.tar").write_bytes(raw[: third.offset_data + 100])
     (tmp_path / "00002.tar").write_bytes(b"not a tar file at all")
+    return tmp_path, good
 
+
+BAD_COUNTS = {"corrupt_image": 2, "unreadable_file": 1, "missing_caption": 2,
+              "missing_image": 1, "unreadable_shard": 2}
+
+
+def test_bad_samples_skipped_and_counted(bad_shards, tokenizer, caplog):
+    tmp_path, good = bad_shards
     ds = data.webdataset_dataset(str(tmp_path / "*.tar"), S, 4, tokenizer=tokenizer,
                                  training=False)
     report = data.DataQualityReport(ds)
-    expected = {"corrupt_image": 2, "unreadable_file": 1, "missing_caption": 2,
-                "missing_image": 1, "unreadable_shard": 2}
+    expected = BAD_COUNTS
     for epoch in range(2):
         ids = np.concatenate([b["token_ids"] for b in ds.as_numpy_iterator()])
         assert ids.shape == (8, 77)  # 6 good + the 2 complete samples of the cut shard
@@ -209,6 +219,34 @@ def test_bad_samples_skipped_and_counted(tmp_path, tokenizer, caplog):
     assert sum(ds.quality_stats.counts().values()) == 0  # reset after each report
     good_ids = tokenizer(good)
     assert all(any((row == g).all() for row in ids) for g in good_ids)
+
+
+def test_fit_skips_bad_samples_and_warns_each_epoch(bad_shards, tokenizer, caplog):
+    import keras
+
+    class Probe(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, x):
+            ids = keras.ops.cast(x["token_ids"][:, :1], "float32")
+            return self.dense(keras.ops.mean(x["images"], axis=(1, 2))) + 0.0 * ids
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                         training=True):
+            return keras.ops.mean(y_pred**2)
+
+    tmp_path, _ = bad_shards
+    ds = data.webdataset_dataset(str(tmp_path / "*.tar"), S, 4, tokenizer=tokenizer, seed=0)
+    model = Probe()
+    model.compile(optimizer="sgd")
+    report = data.DataQualityReport(ds)
+    with caplog.at_level(logging.WARNING, logger="keras_clip.data"):
+        history = model.fit(ds, epochs=2, callbacks=[report], verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert report.history == [BAD_COUNTS, BAD_COUNTS]
+    assert len([r for r in caplog.records if r.name == "keras_clip.data"]) == 2
 
 
 def test_webdataset_errors(tmp_path):

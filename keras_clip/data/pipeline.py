@@ -114,6 +114,10 @@ class DataQualityStats:
 class DataQualityReport(keras.callbacks.Callback):
     """Keras callback: one warning per epoch with the counts of skipped samples.
 
+    Counts are reset when each epoch begins; ``history`` keeps one dict of
+    counts per epoch. With a repeated dataset (``steps_per_epoch``), samples
+    prefetched ahead count in the epoch that read them.
+
     Args:
         *sources: datasets returned by ``keras_clip.data`` (or ``DataQualityStats``).
 
@@ -133,6 +137,12 @@ class DataQualityReport(keras.callbacks.Callback):
                     f"DataQualityStats objects; received {type(s).__name__}.")
             self.stats.append(stats)
         self.history = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Drops what earlier iterations counted (Keras' JAX and torch trainers
+        # read a first batch from a separate iterator before training starts).
+        for stats in self.stats:
+            stats.reset()
 
     def on_epoch_end(self, epoch, logs=None):
         for stats in self.stats:
