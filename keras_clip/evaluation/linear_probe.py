@@ -67,8 +67,9 @@ def search_c(train_x, train_y, val_x, val_y, c_range=(1e-6, 1e6), steps_per_deca
 
     Returns:
         ``(best_c, best_val_accuracy, history)``, history a list of
-        ``(C, validation accuracy)`` sorted by C. Ties go to the smaller C
-        (stronger regularisation).
+        ``(C, validation accuracy)`` sorted by C. Among equal accuracies the
+        C nearest 1 wins (sklearn's default; a plateau of perfect scores
+        does not push C to an extreme).
 
     Example:
         >>> c, acc, history = search_c(train_x, train_y, val_x, val_y)
@@ -89,8 +90,8 @@ def search_c(train_x, train_y, val_x, val_y, c_range=(1e-6, 1e6), steps_per_deca
                       f"{scores[log_c]:.4f}")
         return scores[log_c]
 
-    def best():  # highest accuracy, then smallest C
-        return max(scores, key=lambda k: (scores[k], -k))
+    def best():  # highest accuracy; among ties the C nearest 1 (sklearn's default), then smaller
+        return max(scores, key=lambda k: (scores[k], -abs(k), -k))
 
     step = 2.0
     grid = np.arange(lo, hi + 1e-9, step)
