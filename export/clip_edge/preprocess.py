@@ -1,0 +1,72 @@
+"""CLIP image preprocessing with PIL only, identical to the reference pipeline.
+
+Shortest side resized to `size` with PIL bicubic (antialiased), center crop
+(offset `round((side - size) / 2)`), conversion to RGB, `/ 255`, then
+`(x - mean) / std`, float32 NHWC.
+
+Example:
+    >>> import numpy as np
+    >>> preprocess([np.zeros((300, 400, 3), np.uint8)], 224).shape
+    (1, 224, 224, 3)
+"""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+MEAN = (0.48145466, 0.4578275, 0.40821073)
+STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def to_pil(image):
+    """A path, PIL image or uint8 HWC / HW array -> PIL image."""
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        if not os.path.isfile(image):
+            raise ValueError(f"No image file at {os.fspath(image)!r}.")
+        with Image.open(image) as opened:
+            opened.load()
+            return opened.copy()
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(
+            f"Image arrays must be uint8 (H, W, 3), (H, W, 4) or (H, W); received dtype "
+            f"{array.dtype} shape {array.shape}."
+        )
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ValueError(
+            f"Expected an image of shape (H, W, 3), (H, W, 4) or (H, W); received {array.shape}."
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"Received an empty image of shape {array.shape}.")
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+def resize_crop(image, size, mean=MEAN, std=STD):
+    """One PIL image -> normalised float32 `(size, size, 3)`."""
+    width, height = image.size
+    if height <= width:
+        new_h, new_w = size, (size * width) // height
+    else:
+        new_h, new_w = (size * height) // width, size
+    top = int(round((new_h - size) / 2.0))
+    left = int(round((new_w - size) / 2.0))
+    image = image.resize((new_w, new_h), Image.BICUBIC)
+    image = image.crop((left, top, left + size, top + size)).convert("RGB")
+    pixels = np.asarray(image, dtype=np.float32) / np.float32(255.0)
+    return (pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+
+
+def preprocess(images, size, mean=MEAN, std=STD):
+    """A list of paths / PIL images / uint8 arrays -> float32 `(B, size, size, 3)`."""
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        images = list(images)
+    elif not isinstance(images, (list, tuple)):
+        images = [images]
+    if not images:
+        raise ValueError("Received no images.")
+    return np.stack([resize_crop(to_pil(i), size, mean, std) for i in images]).astype(np.float32)
