@@ -23,7 +23,7 @@ import keras
 from keras import ops
 
 from keras_clip.losses import in_batch_accuracy, local_contrastive_logits, local_contrastive_loss
-from keras_clip.training.distribution import gather_global_batch
+from keras_clip.training.distribution import gather_global_batch, tf_replica_context
 
 MAX_LOG_SCALE = math.log(100.0)
 
@@ -56,6 +56,19 @@ class LastValue(keras.metrics.Metric):
         return ops.convert_to_tensor(self.value)
 
 
+def _multi_worker_tf():
+    """True inside a multi-worker `MultiWorkerMirroredStrategy` (tensorflow backend)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    extended = getattr(strategy, "extended", None)
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        getattr(extended, "_in_multi_worker_mode", lambda: False)()
+    )
+
+
 class ContrastiveTrainer:
     """Mixin giving a two-tower model CLIP's contrastive `compute_loss`.
 
@@ -70,6 +83,35 @@ class ContrastiveTrainer:
         self.i2t_accuracy_tracker = keras.metrics.Mean(name="i2t_accuracy")
         self.t2i_accuracy_tracker = keras.metrics.Mean(name="t2i_accuracy")
         self.logit_scale_tracker = LastValue(name="logit_scale")
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15, TF backend) reduces the whole first distributed batch with
+        # `strategy.reduce`, which fails for a dict batch under
+        # MultiWorkerMirroredStrategy. Building only needs shapes: take this
+        # worker's first replica's values instead.
+        strategy = getattr(self, "_distribute_strategy", None)
+        if keras.backend.backend() != "tensorflow" or strategy is None or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        import tensorflow as tf
+
+        def local(value):
+            if isinstance(value, tf.distribute.DistributedValues):
+                return strategy.experimental_local_results(value)[0]
+            return value
+
+        for _, _, batches in iterator:
+            data_batch = tf.nest.map_structure(local, next(batches))
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        results = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if _multi_worker_tf():
+            # Keras 3.15 reduces step outputs across workers with
+            # `strategy.reduce("MEAN", v, axis=0)`, which needs rank >= 1.
+            results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
+        return results
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The global-batch symmetric contrastive loss (float32) of `y_pred`.
@@ -101,6 +143,8 @@ class ContrastiveTrainer:
         self.i2t_accuracy_tracker.update_state(in_batch_accuracy(i2t, offset), local_batch)
         self.t2i_accuracy_tracker.update_state(in_batch_accuracy(t2i, offset), local_batch)
         self.logit_scale_tracker.update_state(scale)
-        if self.losses:  # regularisers, if a user added any
-            loss = loss + ops.cast(ops.sum(self.losses), "float32")
+        if self.losses:  # regularisers, if a user added any: once over all replicas
+            context = tf_replica_context()
+            replicas = 1 if context is None else context.num_replicas_in_sync
+            loss = loss + ops.cast(ops.sum(self.losses), "float32") / replicas
         return loss

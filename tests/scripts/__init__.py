@@ -1,0 +1,1 @@
+"""Training scripts that the tests run in subprocesses (one backend / device setup each)."""
