@@ -174,9 +174,11 @@ def bad_shards(tmp_path_factory):
         for i in range(6):
             image, caption, _, _ = gen.example(i)
             jpg = synthetic._encode(image, "JPEG", 90)
-            good.append(caption)
             _add(tar, f"good{i}.jpg", jpg)
-            _add(tar, f"good{i}.txt", caption.encode())
+            if i == 1:
+                caption = caption + " \xff"  # invalid UTF-8 is replaced, not fatal
+            good.append(caption)
+            _add(tar, f"good{i}.txt", caption.encode("latin-1"))
             if i == 0:
                 _add(tar, "corrupt.jpg", b"\xff\xd8\xff\xe0 this is not a jpeg")
                 _add(tar, "corrupt.txt", b"a corrupt image")
@@ -217,7 +219,7 @@ def test_bad_samples_skipped_and_counted(bad_shards, tokenizer, caplog):
         (record,) = caplog.records
         assert "skipped 6 sample(s)" in record.getMessage()
     assert sum(ds.quality_stats.counts().values()) == 0  # reset after each report
-    good_ids = tokenizer(good)
+    good_ids = tokenizer([g.replace("\xff", "\ufffd") for g in good])
     assert all(any((row == g).all() for row in ids) for g in good_ids)
 
 
@@ -252,6 +254,9 @@ def test_fit_skips_bad_samples_and_warns_each_epoch(bad_shards, tokenizer, caplo
 def test_webdataset_errors(tmp_path):
     with pytest.raises(ValueError, match="no WebDataset shards match"):
         data.webdataset_dataset(str(tmp_path / "*.tar"), S, 4, tokenizer=lambda x: x)
+    with pytest.raises(ValueError, match=r"1 of the WebDataset shards do not exist"):
+        data.webdataset_dataset([str(tmp_path / "a.tar"), __file__], S, 4,
+                                tokenizer=lambda x: x)
     with pytest.raises(ValueError, match="image_size"):
         data.webdataset_dataset("x.tar", 0, 4)
     assert data.expand_braces("a/{08..10}.tar") == ["a/08.tar", "a/09.tar", "a/10.tar"]

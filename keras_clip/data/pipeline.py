@@ -181,13 +181,19 @@ def list_files(patterns, what="files"):
     patterns = [os.fspath(p) for p in patterns]
     if not patterns:
         raise ValueError(f"expected at least one path or pattern for the {what}; received none.")
-    files = []
+    files, missing = [], []
     for pattern in patterns:
         for p in expand_braces(pattern):
             if any(ch in p for ch in "*?["):
                 files.extend(tf.io.gfile.glob(p) if "://" in p else glob.glob(p))
             elif tf.io.gfile.exists(p):
                 files.append(p)
+            else:
+                missing.append(p)
+    if missing and files:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ValueError(f"{len(missing)} of the {what} do not exist: {missing[:3]}{more}; "
+                         "expected every listed path to exist.")
     files = sorted(set(files))
     if not files:
         raise ValueError(f"no {what} match {patterns}; expected existing paths or glob "
@@ -256,13 +262,16 @@ def check_common(image_size, batch_size):
 
 
 def drop_missing_captions(ds, stats):
-    """Filters out records whose ``"caption"`` is empty after stripping, counting them."""
+    """Drops (and counts) records whose ``"caption"`` is empty once stripped."""
     import tensorflow as tf
 
     def count(record):
-        empty = tf.equal(tf.strings.length(tf.strings.strip(record["caption"])), 0)
+        # Invalid UTF-8 becomes U+FFFD rather than failing the tokenizer later.
+        caption = tf.strings.unicode_transcode(record["caption"], "UTF-8", "UTF-8",
+                                               errors="replace")
+        empty = tf.equal(tf.strings.length(tf.strings.strip(caption)), 0)
         stats.counter("missing_caption", tf.cast(empty, tf.int64))
-        record = dict(record)
+        record = dict(record, caption=caption)
         record["_keep"] = tf.logical_not(empty)
         return record
 
