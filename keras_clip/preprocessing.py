@@ -450,18 +450,16 @@ class ImagePreprocessor(keras.layers.Layer):
         self.std = STD
 
     def __call__(self, inputs, *args, **kwargs):
-        from PIL import Image
-
-        if inputs is None:
-            raise ValueError("ImagePreprocessor received None; expected an image or a batch.")
-        if isinstance(inputs, (np.ndarray, list, tuple, Image.Image, np.generic)):
-            return preprocess_numpy(inputs, self.image_size)
         if _is_tf_tensor(inputs) and (
-            keras.backend.backend() != "tensorflow" or inputs.dtype.name == "uint8"
+            keras.backend.backend() != "tensorflow"
+            or inputs.dtype.name == "uint8"
             or None in inputs.shape[1:]
         ):
             return self._call_tf(inputs)
-        return super().__call__(inputs, *args, **kwargs)
+        if isinstance(inputs, keras.KerasTensor) or keras.ops.is_tensor(inputs):
+            return super().__call__(inputs, *args, **kwargs)
+        # numpy arrays, PIL images, lists; anything else fails validation there.
+        return preprocess_numpy(inputs, self.image_size)
 
     def _call_tf(self, images):
         tf = _tf()
