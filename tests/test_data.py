@@ -326,3 +326,16 @@ def test_json_metadata_written(shards):
         caption = tar.extractfile("000000003.txt").read().decode()
     assert meta["caption"] == caption and meta["key"] == "000000003"
     assert meta["class_name"] == f"{meta['color']} {meta['shape']}"
+
+
+def test_counters_are_host_variables_inside_a_strategy_scope(bad_shards, tokenizer):
+    tmp_path, _ = bad_shards
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        ds = data.webdataset_dataset(str(tmp_path / "*.tar"), S, 4, tokenizer=tokenizer,
+                                     training=False)
+    assert all(type(v).__name__ == "ResourceVariable"
+               for v in ds.quality_stats._vars.values())
+    n = sum(int(b["images"].shape[0])
+            for b in strategy.experimental_distribute_dataset(ds))
+    assert n == 8 and ds.quality_stats.counts() == BAD_COUNTS

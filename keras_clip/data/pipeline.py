@@ -50,15 +50,22 @@ class DataQualityStats:
 
         self._lock = threading.Lock()
         self._python = collections.Counter()
-        # Created eagerly, on the CPU and outside any function or strategy scope's
-        # graph, so that tf.data functions can capture them.
-        with tf.init_scope(), tf.device("/CPU:0"):
-            self._vars = {
-                name: tf.Variable(0, dtype=tf.int64, trainable=False,
-                                  name=f"data_{name}")
-                for name in ("seen_decode", "ok_decode", "seen_read", "ok_read",
-                             "missing_caption")
-            }
+        names = ("seen_decode", "ok_decode", "seen_read", "ok_read", "missing_caption")
+
+        def create():
+            with tf.init_scope(), tf.device("/CPU:0"):
+                self._vars = {n: tf.Variable(0, dtype=tf.int64, trainable=False,
+                                             name=f"data_{n}") for n in names}
+
+        if tf.distribute.has_strategy():
+            # Plain host variables even inside `strategy.scope()` (a TPU or mirrored
+            # variable cannot be captured by tf.data): strategy scopes are
+            # thread-local, so create them in a fresh thread.
+            thread = threading.Thread(target=create)
+            thread.start()
+            thread.join()
+        else:
+            create()
 
     def add(self, category, n=1):
         """Adds ``n`` skipped samples of ``category`` (thread-safe, Python side)."""
