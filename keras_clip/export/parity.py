@@ -20,12 +20,14 @@ def sample_inputs(model, name, batch, seed=0):
         pixels = rng.random((batch, *shape), dtype=np.float32)
         return ((pixels - np.float32(IMAGE_MEAN)) / np.float32(IMAGE_STD)).astype(np.float32)
     length = shape[0]
+    vocab = model.config.text.vocab_size
+    start, end = min(49406, vocab - 2), min(49407, vocab - 1)  # end: the largest id
     ids = np.zeros((batch, length), np.int32)
     for row in range(batch):
         words = int(rng.integers(1, length - 1))
-        ids[row, 0] = 49406
-        ids[row, 1 : words + 1] = rng.integers(1, 49406, words)
-        ids[row, words + 1] = 49407
+        ids[row, 0] = start
+        ids[row, 1 : words + 1] = rng.integers(1, start, words)
+        ids[row, words + 1] = end
     return ids
 
 

@@ -122,6 +122,12 @@ def graph_tokenizer(context_length):
     start, end = reference.start_token_id, reference.end_token_id
 
     def tokenize(texts):
+        # OpenAI's cleaning minus ftfy / HTML: lowercase, collapse whitespace. Each
+        # digit is its own word in OpenAI's pattern; spaces around digits make
+        # keras-hub's splitter agree (they do not change OpenAI's own split).
+        texts = tf.strings.lower(texts, encoding="utf-8")
+        texts = tf.strings.regex_replace(texts, r"(\pN)", r" \1 ")
+        texts = tf.strings.strip(tf.strings.regex_replace(texts, r"\s+", " "))
         ids = layer(texts)  # ragged (B, None)
         ids = tf.cast(ids[:, : context_length - 2], tf.int32)
         batch = tf.shape(texts)[0]

@@ -1,0 +1,263 @@
+"""Export of the towers to ONNX / SavedModel on the current Keras backend.
+
+Exports are slow, so one module-scoped fixture writes them once: a tiny ViT
+CLIP (both towers, every format, fp16 and int8) and a tiny ResNet CLIP (image
+tower; its text tower is the same architecture as the ViT model's).
+"""
+
+import json
+import os
+import shutil
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_clip.export import export_towers, read_manifest
+from keras_clip.export.manifest import FORMAT_VERSION, sha256_file
+from keras_clip.export.parity import (
+    compare,
+    keras_embeddings,
+    load_saved_model,
+    onnx_parity,
+    run_onnx,
+    sample_inputs,
+    saved_model_parity,
+)
+from keras_clip.models import CLIP
+from tests.conftest import tiny_config
+
+EXPORT_ROOT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "export")
+TOLERANCE = 1e-4  # max abs difference / max |output|
+
+
+def _tiny_model(vision, seed):
+    keras.utils.set_random_seed(seed)
+    return CLIP(tiny_config(vision, embed_dim=64, vocab_size=49408))
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    vit, resnet = _tiny_model("vit", 1), _tiny_model("resnet", 2)
+    vit_dir, resnet_dir = str(root / "vit"), str(root / "resnet")
+    vit_manifest = export_towers(vit, vit_dir, fp16=True, int8=True)
+    resnet_manifest = export_towers(resnet, resnet_dir, fp16=True, towers=("image_encoder",))
+    return {
+        "vit": (vit, vit_dir, vit_manifest),
+        "resnet": (resnet, resnet_dir, resnet_manifest),
+    }
+
+
+CASES = [("vit", "image_encoder"), ("vit", "text_encoder"), ("resnet", "image_encoder")]
+
+
+@pytest.mark.parametrize("family,tower", CASES)
+def test_onnx_parity_batch_1_and_5(exports, family, tower):
+    model, directory, manifest = exports[family]
+    path = os.path.join(directory, manifest["onnx"][tower]["fp32"])
+    for batch in (1, 5):
+        inputs = sample_inputs(model, tower, batch, seed=batch)
+        reference = keras_embeddings(model, tower, inputs)
+        embeddings, normalized = run_onnx(path, inputs)
+        assert embeddings.shape == (batch, 64)
+        figures = compare(reference, embeddings)
+        assert figures["relative"] <= TOLERANCE, figures
+        unit = reference / np.linalg.norm(reference, axis=-1, keepdims=True)
+        np.testing.assert_allclose(normalized, unit, atol=1e-5)
+
+
+@pytest.mark.parametrize("family,tower", CASES)
+def test_saved_model_parity_batch_1_and_5(exports, family, tower):
+    model, directory, manifest = exports[family]
+    figures = saved_model_parity(model, os.path.join(directory, manifest["saved_model"][tower]), tower)
+    assert figures["relative"] <= TOLERANCE, figures
+
+
+def test_onnx_interface_and_metadata(exports):
+    import onnx
+
+    model, directory, manifest = exports["vit"]
+    for tower, (name, elem_type, shape) in {
+        "image_encoder": ("images", onnx.TensorProto.FLOAT, [32, 32, 3]),
+        "text_encoder": ("token_ids", onnx.TensorProto.INT32, [77]),
+    }.items():
+        proto = onnx.load(os.path.join(directory, f"{tower}.onnx"))
+        onnx.checker.check_model(proto, full_check=True)
+        (graph_input,) = proto.graph.input
+        assert graph_input.name == name
+        assert graph_input.type.tensor_type.elem_type == elem_type
+        dims = graph_input.type.tensor_type.shape.dim
+        assert dims[0].dim_param == "batch"
+        assert [d.dim_value for d in dims[1:]] == shape
+        assert [o.name for o in proto.graph.output] == ["embeddings", "normalized_embeddings"]
+        meta = {p.key: p.value for p in proto.metadata_props}
+        assert meta["tower"] == tower
+        assert int(meta["image_size"]) == 32 and int(meta["context_length"]) == 77
+        assert int(meta["format_version"]) == FORMAT_VERSION
+        assert float(meta["logit_scale"]) == pytest.approx(manifest["logit_scale"])
+        assert json.loads(meta["mean"]) == manifest["image"]["mean"]
+        embedded = json.loads(meta["keras_clip.manifest"])
+        assert embedded["embed_dim"] == 64 and embedded["text"]["end_token_id"] == 49407
+
+
+@pytest.mark.parametrize("family,tower", CASES)
+def test_fp16_cosine_and_finite(exports, family, tower):
+    model, directory, manifest = exports[family]
+    path = os.path.join(directory, manifest["onnx"][tower]["fp16"])
+    figures = onnx_parity(model, path, tower, batch_sizes=(1, 5, 8))
+    print(f"fp16 {family} {tower}: {figures}")
+    assert figures["finite"] and figures["min_cosine"] >= 0.999, figures
+    fp32 = os.path.join(directory, manifest["onnx"][tower]["fp32"])
+    assert os.path.getsize(path) < 0.65 * os.path.getsize(fp32)
+
+
+@pytest.mark.parametrize("tower", ["image_encoder", "text_encoder"])
+def test_int8_cosine(exports, tower):
+    model, directory, manifest = exports["vit"]
+    path = os.path.join(directory, manifest["onnx"][tower]["int8"])
+    figures = onnx_parity(model, path, tower, batch_sizes=(5,))
+    print(f"int8 vit {tower} (random weights): {figures}")
+    assert figures["finite"] and figures["min_cosine"] >= 0.5, figures
+
+
+def test_manifest_contents(exports):
+    model, directory, manifest = exports["vit"]
+    on_disk = read_manifest(directory)
+    assert on_disk == json.loads(json.dumps(manifest))
+    assert on_disk["format_version"] == FORMAT_VERSION
+    assert on_disk["image"]["size"] == 32 and on_disk["embed_dim"] == 64
+    assert on_disk["image"]["mean"] == pytest.approx([0.48145466, 0.4578275, 0.40821073])
+    assert on_disk["image"]["std"] == pytest.approx([0.26862954, 0.26130258, 0.27577711])
+    assert "bicubic" in on_disk["image"]["resize"].lower()
+    text = on_disk["text"]
+    assert (text["context_length"], text["start_token_id"], text["end_token_id"]) == (77, 49406, 49407)
+    assert on_disk["logit_scale"] == pytest.approx(float(model.logit_scale), rel=1e-6)
+    assert on_disk["exporter"]["backend"] == keras.backend.backend()
+    assert {"keras", "onnx", "onnxruntime"} <= set(on_disk["exporter"]["versions"])
+    files = on_disk["files"]
+    expected = {"image_encoder.onnx", "text_encoder.onnx", "image_encoder.fp16.onnx",
+                "image_encoder.int8.onnx", "bpe_simple_vocab_16e6.txt.gz",
+                "image_encoder/saved_model.pb", "text_encoder/saved_model.pb"}
+    assert expected <= set(files)
+    for name, entry in files.items():
+        assert sha256_file(os.path.join(directory, name)) == entry["sha256"], name
+        assert os.path.getsize(os.path.join(directory, name)) == entry["bytes"]
+
+
+def test_saved_model_string_signature_matches_tokenizer(exports):
+    import tensorflow as tf
+
+    from keras_clip.tokenizer import CLIPTokenizer
+
+    model, directory, _ = exports["vit"]
+    loaded = load_saved_model(os.path.join(directory, "text_encoder"))
+    captions = ["a photo of a cat", "A Dog,  running on the beach's sand 123!", "x " * 100,
+                "Café au lait", "I don't KNOW it's 3.14", "emoji \U0001F600 中文",
+                "C++ & C# -- 50% off!!", "tab\tand\nnewline"]
+    outputs = loaded.signatures["serve_texts"](texts=tf.constant(captions))
+    ids = CLIPTokenizer()(captions)
+    np.testing.assert_array_equal(outputs["token_ids"].numpy(), ids)
+    reference = keras_embeddings(model, "text_encoder", ids)
+    assert compare(reference, outputs["embeddings"].numpy())["relative"] <= TOLERANCE
+
+
+# ------------------------------------------------------------------ bad input
+def _edge():
+    if EXPORT_ROOT not in sys.path:
+        sys.path.insert(0, EXPORT_ROOT)
+    import clip_edge
+
+    return clip_edge
+
+
+def test_edge_rejects_wrong_image_shape_and_non_string_caption(exports):
+    edge = _edge().ClipEdge(exports["vit"][1])
+    with pytest.raises(ValueError, match=r"\(batch, 32, 32, 3\).*received shape \(2, 48, 48, 3\)"):
+        edge.encode_pixels(np.zeros((2, 48, 48, 3), np.float32))
+    with pytest.raises(ValueError, match=r"received shape \(1, 32, 32, 4\)"):
+        edge.encode_pixels(np.zeros((1, 32, 32, 4), np.float32))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\).*received \(8, 8, 5\)"):
+        edge.encode_images([np.zeros((8, 8, 5), np.uint8)])
+    with pytest.raises(ValueError, match="element 1 is int"):
+        edge.encode_texts(["a cat", 3])
+
+
+def test_onnx_runtime_rejects_wrong_image_size(exports):
+    import onnxruntime as ort
+
+    _, directory, _ = exports["vit"]
+    session = ort.InferenceSession(os.path.join(directory, "image_encoder.onnx"))
+    with pytest.raises(Exception, match="images"):
+        session.run(None, {"images": np.zeros((1, 48, 48, 3), np.float32)})
+
+
+def test_tampered_or_missing_file_is_rejected(exports, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(exports["vit"][1], copy)
+    with open(copy / "text_encoder.onnx", "r+b") as file:
+        file.seek(100)
+        byte = file.read(1)
+        file.seek(100)
+        file.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ValueError, match="SHA-256 mismatch.*text_encoder.onnx"):
+        _edge().ClipEdge(str(copy))
+    os.remove(copy / "text_encoder.onnx")
+    with pytest.raises(ValueError, match="Missing file.*text_encoder.onnx"):
+        _edge().ClipEdge(str(copy))
+
+
+def test_newer_manifest_format_is_rejected(exports, tmp_path):
+    copy = tmp_path / "newer"
+    os.makedirs(copy)
+    with open(os.path.join(exports["vit"][1], "manifest.json")) as file:
+        manifest = json.load(file)
+    manifest["format_version"] = FORMAT_VERSION + 1
+    with open(copy / "manifest.json", "w") as file:
+        json.dump(manifest, file)
+    with pytest.raises(ValueError, match=f"format_version {FORMAT_VERSION + 1}"):
+        read_manifest(str(copy))
+    with pytest.raises(ValueError, match=f"format_version {FORMAT_VERSION + 1}.*reads up to version"):
+        _edge().ClipEdge(str(copy))
+
+
+def test_export_argument_errors(exports, tmp_path):
+    model = exports["vit"][0]
+    with pytest.raises(ValueError, match="formats.*received"):
+        export_towers(model, str(tmp_path), formats=("tflite",))
+    with pytest.raises(ValueError, match="fp16/int8"):
+        export_towers(model, str(tmp_path), formats=("saved_model",), fp16=True)
+    with pytest.raises(ValueError, match="opset"):
+        export_towers(model, str(tmp_path), formats=("onnx",), opset=13)
+    with pytest.raises(ValueError, match="keras_clip.CLIP.*received"):
+        export_towers(model.image_encoder, str(tmp_path))
+
+
+# ----------------------------------------------------------------- full size
+@pytest.mark.large
+@pytest.mark.parametrize("preset", ["vit_b32", "rn50"])
+def test_full_size_export_parity(preset, tmp_path):
+    import time
+
+    import keras_clip
+
+    keras.utils.set_random_seed(0)
+    model = keras_clip.from_preset(preset, weights=None)
+    start = time.perf_counter()
+    manifest = export_towers(model, str(tmp_path), fp16=True, int8=True, architecture=preset)
+    report = {"seconds_total": round(time.perf_counter() - start, 1),
+              "seconds": manifest["exporter"]["seconds"]}
+    for tower, variants in manifest["onnx"].items():
+        for variant, file in variants.items():
+            figures = onnx_parity(model, str(tmp_path / file), tower)
+            report[file] = {**figures, "MB": round(os.path.getsize(tmp_path / file) / 1e6, 1)}
+            if variant == "fp32":
+                assert figures["relative"] <= TOLERANCE, (file, figures)
+            elif variant == "fp16":
+                assert figures["finite"] and figures["min_cosine"] >= 0.999, (file, figures)
+    for tower, folder in manifest["saved_model"].items():
+        figures = saved_model_parity(model, str(tmp_path / folder), tower)
+        report[folder + "/"] = figures
+        assert figures["relative"] <= TOLERANCE, (folder, figures)
+    print(json.dumps({preset: report}, indent=1))
