@@ -118,6 +118,32 @@ def test_evaluate_top1_top5_on_arrays_and_batches():
     assert clf.evaluate(batches) == result
 
 
+def test_encoding_uses_one_batch_shape():
+    from keras_clip.evaluation import encode_images, encode_texts
+
+    class Recorder(FakeCLIP):
+        shapes = []
+
+        def encode_image(self, images):
+            self.shapes.append(images.shape[0])
+            return super().encode_image(images)
+
+        def encode_text(self, ids):
+            self.shapes.append(ids.shape[0])
+            return super().encode_text(ids)
+
+    model = Recorder(TABLE)
+    rows = np.arange(15, dtype=np.float32).reshape(5, 3)
+    np.testing.assert_array_equal(encode_images(model, images_with_embeddings(rows), 2), rows)
+    assert model.shapes == [2, 2, 2]  # the last batch of one is padded to two
+    model.shapes.clear()
+    out = encode_texts(model, TEXTS[1:], tokenizer=LookupTokenizer(TEXTS), batch_size=2)
+    np.testing.assert_array_equal(out, np.asarray(TABLE[1:], np.float32))
+    assert model.shapes == [2, 2]
+    with pytest.raises(ValueError, match="Received no texts"):
+        encode_texts(model, [], tokenizer=LookupTokenizer(TEXTS))
+
+
 def test_top_k_accuracy_by_hand():
     logits = np.array([
         [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0],   # label 6: rank 0
@@ -387,15 +413,28 @@ def test_synthetic_sets():
 
 
 # ---------------------------------------------------- a tiny real CLIP end to end
+class SmallVocabTokenizer:
+    """CLIPTokenizer ids folded into the tiny model's 1000-token vocabulary (the end
+    token stays the highest id, so end-of-text pooling still finds it)."""
+
+    def __init__(self):
+        self.tokenizer = keras_clip.CLIPTokenizer()
+
+    def __call__(self, texts):
+        ids = self.tokenizer(texts)
+        return np.where(ids == 49407, 999, ids % 999).astype(np.int32)
+
+
 @pytest.fixture(scope="module")
 def tiny_model():
-    return keras_clip.CLIP(tiny_config("vit", vocab_size=49408))
+    return keras_clip.CLIP(tiny_config("vit"))  # vocabulary 1000: quick to build
 
 
 def test_zero_shot_on_a_tiny_real_clip(tiny_model):
     names = ["red circle", "blue star", "green square"]
-    clf = ZeroShotClassifier(tiny_model, names, templates="shapes", batch_size=4)
-    tokenizer = keras_clip.CLIPTokenizer()
+    tokenizer = SmallVocabTokenizer()
+    clf = ZeroShotClassifier(tiny_model, names, templates="shapes", tokenizer=tokenizer,
+                             batch_size=4)
     # Hand ensembling with the model's own text tower.
     for c, name in enumerate(names):
         emb = np.asarray(tiny_model.encode_text(tokenizer([t.format(name) for t in
@@ -411,17 +450,21 @@ def test_zero_shot_on_a_tiny_real_clip(tiny_model):
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     result = clf.evaluate(data.images, np.zeros(5, int))
     assert 0.0 <= result["top1"] <= 1.0 and result["top5"] == 1.0
-    w = zero_shot_weights(tiny_model, names, "a photo of a {}.")
+    w = zero_shot_weights(tiny_model, names, "a photo of a {}.", tokenizer=tokenizer)
     assert w.shape == (3, 32)
+    from keras_clip.evaluation.features import default_tokenizer
+
+    assert default_tokenizer(tiny_model).context_length == 77
 
 
 def test_linear_probe_and_retrieval_on_a_tiny_real_clip(tiny_model):
-    train = synthetic_classification(24, image_size=32, seed=1)
-    test = synthetic_classification(12, image_size=32, seed=2)
-    result = evaluate_linear_probe(tiny_model, train, test, steps_per_decade=1, max_iter=200)
-    assert 0.0 <= result["accuracy"] <= 1.0 and result["C"] > 0
+    train = synthetic_classification(24, image_size=32, seed=1, split="heldout")
+    test = synthetic_classification(12, image_size=32, seed=2, split="heldout")
+    result = evaluate_linear_probe(tiny_model, train, test, c=1.0, max_iter=100, batch_size=16)
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["C"] == 1.0
+    assert result["classifier"].n_features_in_ == 32
     pairs = synthetic_pairs(6, image_size=32, seed=4, captions_per_image=2)
-    got = evaluate_retrieval(tiny_model, pairs, batch_size=4)
+    got = evaluate_retrieval(tiny_model, pairs, tokenizer=SmallVocabTokenizer(), batch_size=4)
     assert got["num_images"] == 6 and got["num_texts"] == 12
     assert all(0.0 <= got[f"text_to_image_recall@{k}"] <= 1.0 for k in (1, 5, 10))
     assert got["text_to_image_recall@10"] == 1.0  # only 6 images

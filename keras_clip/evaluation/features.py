@@ -82,6 +82,20 @@ def _maybe_preprocess(model, images):
     return ImagePreprocessor(int(size))(images)
 
 
+def _padded_calls(fn, items, batch_size):
+    """``fn`` on equal-size chunks of ``items`` (the last padded by repeating its final
+    row, the padding's outputs dropped): one input shape, so one trace/compile."""
+    size = int(batch_size)
+    outputs = []
+    for start in range(0, len(items), size):
+        chunk = items[start:start + size]
+        n = len(chunk)
+        if n < size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - n, axis=0)])
+        outputs.append(to_numpy(fn(chunk))[:n])
+    return outputs
+
+
 def iterate_batches(data):
     """Yields ``(images, labels_or_None)`` from a dataset or iterable of batches.
 
@@ -135,10 +149,11 @@ def encode_images(model, images, batch_size=64, normalize=False, verbose=False,
         if images.ndim != 4:
             raise ValueError(f"images must be a (N, S, S, 3) batch; received shape "
                              f"{images.shape}.")
-        starts = range(0, len(images), int(batch_size))
-        for start in progress(starts, len(starts), "image embeddings", verbose):
-            batch = _maybe_preprocess(model, images[start:start + int(batch_size)])
-            chunks.append(to_numpy(model.encode_image(batch)))
+        step = max(1, min(int(batch_size), len(images)))
+        for start in progress(range(0, len(images), step), -(-len(images) // step),
+                              "image embeddings", verbose):
+            batch = _maybe_preprocess(model, images[start:start + step])
+            chunks += _padded_calls(model.encode_image, batch, step)
         labels = None
     else:
         for batch, batch_labels in progress(iterate_batches(images), None,
@@ -197,11 +212,12 @@ def encode_texts(model, texts, tokenizer=None, batch_size=256, normalize=False,
     if len(texts) == 0:
         raise ValueError("Received no texts; expected at least one text to encode.")
     chunks = []
-    starts = range(0, len(texts), int(batch_size))
-    for start in progress(starts, len(starts), "text embeddings", verbose):
-        batch = texts[start:start + int(batch_size)]
+    step = min(int(batch_size), len(texts))
+    for start in progress(range(0, len(texts), step), -(-len(texts) // step),
+                          "text embeddings", verbose):
+        batch = texts[start:start + step]
         ids = batch if is_ids else np.asarray(to_numpy(tokenizer(batch)), np.int32)
-        chunks.append(to_numpy(model.encode_text(ids)))
+        chunks += _padded_calls(model.encode_text, ids, step)
     features = np.concatenate(chunks).astype(np.float32)
     return l2_normalize(features) if normalize else features
 
