@@ -27,6 +27,7 @@ Design (why it is built this way):
 import gzip
 import html
 import os
+import re
 import sys
 
 import ftfy
@@ -72,6 +73,11 @@ def _byte_symbols():
     return [table[b] for b in range(256)], order
 
 
+# Printable ASCII, tab and newline, without '&': text that ftfy and HTML
+# unescaping leave unchanged, so they are skipped (ftfy is most of the cost).
+_PLAIN_ASCII = re.compile(r"[\t\n\x20-\x25\x27-\x7e]*")
+
+
 def clean_text(text):
     """OpenAI's cleaning: ftfy, HTML-unescape twice, collapse whitespace, lowercase.
 
@@ -79,8 +85,9 @@ def clean_text(text):
         >>> clean_text("  A &amp;amp; B\\n")
         'a & b'
     """
-    text = ftfy.fix_text(text)
-    text = html.unescape(html.unescape(text))
+    if not (text.isascii() and _PLAIN_ASCII.fullmatch(text)):
+        text = ftfy.fix_text(text)
+        text = html.unescape(html.unescape(text))
     return " ".join(text.split()).lower()
 
 
@@ -206,11 +213,12 @@ class CLIPTokenizer:
         texts, _ = _as_text_list(texts)
         per_text = [self._word_segments(t) for t in texts]
         runs = [item for items in per_text for item in items if isinstance(item, list)]
-        encoded = iter(
-            self._bpe.encode_batch(runs, is_pretokenized=True, add_special_tokens=False)
-            if runs
-            else []
-        )
+        if len(runs) == 1:  # skips encode_batch's thread-pool overhead
+            encoded = iter([self._bpe.encode(runs[0], is_pretokenized=True, add_special_tokens=False)])
+        else:
+            encoded = iter(
+                self._bpe.encode_batch(runs, is_pretokenized=True, add_special_tokens=False)
+            )
         result = []
         for items in per_text:
             ids = []

@@ -132,3 +132,24 @@ def test_eager_use_does_not_import_tensorflow():
         env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=root)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_ascii_fast_path_equals_full_cleaning():
+    """Plain ASCII skips ftfy/unescape; check that this changes nothing."""
+    import html
+    import random
+
+    import ftfy
+
+    from keras_clip.tokenizer import clean_text
+
+    rng = random.Random(0)
+    alphabet = [chr(c) for c in range(128)]
+    words = ["cat", "Dog's", "it'll", "<b>", "&", "amp;", "\r\n", "\t", " ", "\x1b[31m", "\x00"]
+    for _ in range(3000):
+        if rng.random() < 0.5:
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        else:
+            text = "".join(rng.choice(words + alphabet) for _ in range(rng.randint(0, 12)))
+        full = " ".join(html.unescape(html.unescape(ftfy.fix_text(text))).split()).lower()
+        assert clean_text(text) == full, repr(text)
