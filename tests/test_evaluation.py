@@ -258,6 +258,27 @@ def test_retrieval_metrics_from_embeddings_are_cosine():
     assert got["image_to_text_recall@1"] == got["text_to_image_recall@1"] == 1.0
 
 
+def test_retrieval_and_embeddings_from_a_dataset_of_pairs():
+    from keras_clip.evaluation import embed_dataset
+
+    model = FakeCLIP(TABLE)
+    rows = np.asarray(TABLE, np.float32)  # image i embeds exactly like text i
+    batches = [
+        {"images": images_with_embeddings(rows[:3]), "token_ids": np.array([[0], [1], [2]]),
+         "labels": np.array([0, 0, 1])},
+        {"images": images_with_embeddings(rows[3:]), "token_ids": np.array([[3]]),
+         "labels": np.array([1])},
+    ]
+    out = embed_dataset(model, batches, normalize=True)
+    np.testing.assert_allclose(out["image_embeddings"], out["text_embeddings"])
+    np.testing.assert_allclose(np.linalg.norm(out["image_embeddings"], axis=1), 1.0, rtol=1e-6)
+    assert out["labels"].tolist() == [0, 0, 1, 1]
+    got = evaluate_retrieval(model, batches, ks=(1,))
+    assert got["image_to_text_recall@1"] == got["text_to_image_recall@1"] == 1.0
+    with pytest.raises(ValueError, match="hold no 'token_ids'"):
+        evaluate_retrieval(model, [{"images": batches[0]["images"]}])
+
+
 def test_retrieval_errors():
     with pytest.raises(ValueError, match="image_index has 3 entries for 4 texts; expected"):
         recall_at_k(SIM, [0, 0, 1])
@@ -450,6 +471,13 @@ def test_zero_shot_on_a_tiny_real_clip(tiny_model):
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     result = clf.evaluate(data.images, np.zeros(5, int))
     assert 0.0 <= result["top1"] <= 1.0 and result["top5"] == 1.0
+    # A tf.data pipeline of labelled batches (token ids unused here).
+    shapes = keras_clip.data.SyntheticShapes(image_size=32, seed=3, split="all")
+    ds = shapes.as_tf_dataset(batch_size=4, num_samples=6, training=False,
+                              include_labels=True)
+    streamed = ZeroShotClassifier(tiny_model, shapes.classes, templates="simple",
+                                  tokenizer=tokenizer, batch_size=16).evaluate(ds)
+    assert streamed["num_samples"] == 6 and 0.0 <= streamed["top5"] <= 1.0
     w = zero_shot_weights(tiny_model, names, "a photo of a {}.", tokenizer=tokenizer)
     assert w.shape == (3, 32)
     from keras_clip.evaluation.features import default_tokenizer
