@@ -41,6 +41,9 @@ def parse_args(argv=None):
     data.add_argument("--csv-img-key", default="filepath")
     data.add_argument("--csv-caption-key", default="title")
     data.add_argument("--csv-separator", default=None)
+    data.add_argument("--cache", action="store_true",
+                      help="keep the decoded/rendered batches in memory after epoch 1 "
+                           "(same crops every epoch; for small data sets)")
     data.add_argument("--steps-per-epoch", type=int, default=None,
                       help="needed for shard/CSV data that repeats; default: one pass")
     data.add_argument("--zero-shot", type=int, default=0, metavar="N",
@@ -98,17 +101,19 @@ def build_model(args):
     return model
 
 
-def build_dataset(args, image_size, num_workers=1, worker_index=0):
-    from keras_clip import data
+def build_dataset(args, image_size, context_length, num_workers=1, worker_index=0):
+    from keras_clip import CLIPTokenizer, data
 
+    tokenizer = CLIPTokenizer(context_length=context_length)
     if args.synthetic:
         shapes = data.SyntheticShapes(image_size=image_size, seed=args.seed, split="train")
         # The same N samples every epoch (so a restored run sees the same data).
         ds = shapes.as_tf_dataset(args.batch_size, num_samples=args.synthetic, training=True,
-                                  seed=args.seed)
-        return ds, math.ceil(args.synthetic / args.batch_size)
+                                  seed=args.seed, tokenizer=tokenizer)
+        return _maybe_cache(ds, args), math.ceil(args.synthetic / args.batch_size)
     per_worker = args.batch_size // num_workers
     common = dict(image_size=image_size, batch_size=per_worker, training=True, seed=args.seed,
+                  tokenizer=tokenizer,
                   num_shards=num_workers, shard_index=worker_index, drop_remainder=True,
                   repeat=args.steps_per_epoch is not None)
     if args.webdataset:
@@ -116,7 +121,15 @@ def build_dataset(args, image_size, num_workers=1, worker_index=0):
     else:
         ds = data.csv_dataset(args.csv, image_key=args.csv_img_key,
                               caption_key=args.csv_caption_key, sep=args.csv_separator, **common)
-    return ds, args.steps_per_epoch
+    return _maybe_cache(ds, args), args.steps_per_epoch
+
+
+def _maybe_cache(ds, args):
+    if not args.cache:
+        return ds
+    cached = ds.cache()
+    cached.quality_stats = getattr(ds, "quality_stats", None)
+    return cached
 
 
 def build_callbacks(args, dataset):
@@ -155,7 +168,7 @@ def zero_shot(model, image_size, n, seed, batch_size=256):
 
     from keras_clip import CLIPTokenizer, data
 
-    tokenizer = CLIPTokenizer()
+    tokenizer = CLIPTokenizer(context_length=model.context_length)
 
     def class_embeddings(names):
         ids = np.asarray(tokenizer([f"a photo of a {name}." for name in names]))
@@ -204,7 +217,8 @@ def main(argv=None):
 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(args)
-        dataset, steps = build_dataset(args, model.image_size, workers, worker_index)
+        dataset, steps = build_dataset(args, model.image_size, model.context_length, workers,
+                                       worker_index)
         if steps is None:
             raise ValueError("Pass --steps-per-epoch for shard/CSV data (one pass is unknown).")
         total_steps = steps * args.epochs
