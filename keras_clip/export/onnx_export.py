@@ -176,7 +176,7 @@ def _jax_proto(tower, input_name, shape, dtype, opset):
     serve(example)  # one eager call first: builds anything still lazy
     symbolic = jax.ShapeDtypeStruct(jax.export.symbolic_shape(", ".join(["batch", *map(str, shape)])), dtype)
     with _jax2onnx_arange_fix():
-        return to_onnx(
+        proto = to_onnx(
             serve,
             [symbolic],
             opset=opset,
@@ -184,6 +184,11 @@ def _jax_proto(tower, input_name, shape, dtype, opset):
             input_names=[input_name],
             output_names=list(OUTPUT_NAMES),
         )
+    # jax2onnx leaves weight transposes and batch-norm arithmetic unfolded;
+    # fold them so weights are plain initializers (smaller graph, fp16-able).
+    import onnxscript.optimizer
+
+    return onnxscript.optimizer.optimize(proto)
 
 
 # --------------------------------------------------------------------- torch
