@@ -454,8 +454,9 @@ def tiny_model():
 def test_zero_shot_on_a_tiny_real_clip(tiny_model):
     names = ["red circle", "blue star", "green square"]
     tokenizer = SmallVocabTokenizer()
+    # Batches of 5 everywhere in these tests: each tower compiles for one shape.
     clf = ZeroShotClassifier(tiny_model, names, templates="shapes", tokenizer=tokenizer,
-                             batch_size=4)
+                             batch_size=5)
     # Hand ensembling with the model's own text tower.
     for c, name in enumerate(names):
         emb = np.asarray(tiny_model.encode_text(tokenizer([t.format(name) for t in
@@ -473,14 +474,19 @@ def test_zero_shot_on_a_tiny_real_clip(tiny_model):
     assert 0.0 <= result["top1"] <= 1.0 and result["top5"] == 1.0
     # A tf.data pipeline of labelled batches (token ids unused here).
     shapes = keras_clip.data.SyntheticShapes(image_size=32, seed=3, split="all")
-    ds = shapes.as_tf_dataset(batch_size=4, num_samples=6, training=False,
+    ds = shapes.as_tf_dataset(batch_size=5, num_samples=6, training=False,
                               include_labels=True)
     streamed = ZeroShotClassifier(tiny_model, shapes.classes, templates="simple",
-                                  tokenizer=tokenizer, batch_size=16).evaluate(ds)
+                                  tokenizer=tokenizer, batch_size=5).evaluate(ds)
     assert streamed["num_samples"] == 6 and 0.0 <= streamed["top5"] <= 1.0
     w = zero_shot_weights(tiny_model, names, "a photo of a {}.", tokenizer=tokenizer)
     assert w.shape == (3, 32)
-    from keras_clip.evaluation.features import default_tokenizer
+    from keras_clip.evaluation.features import default_tokenizer, encode_images
+
+    raw = np.random.default_rng(0).integers(0, 256, (5, 40, 48, 3), dtype=np.uint8)
+    np.testing.assert_allclose(  # uint8 images are preprocessed for the model first
+        encode_images(tiny_model, raw, batch_size=5),
+        encode_images(tiny_model, preprocess_numpy(raw, 32), batch_size=5), atol=1e-6)
 
     assert default_tokenizer(tiny_model).context_length == 77
 
@@ -488,11 +494,11 @@ def test_zero_shot_on_a_tiny_real_clip(tiny_model):
 def test_linear_probe_and_retrieval_on_a_tiny_real_clip(tiny_model):
     train = synthetic_classification(24, image_size=32, seed=1, split="heldout")
     test = synthetic_classification(12, image_size=32, seed=2, split="heldout")
-    result = evaluate_linear_probe(tiny_model, train, test, c=1.0, max_iter=100, batch_size=16)
+    result = evaluate_linear_probe(tiny_model, train, test, c=1.0, max_iter=100, batch_size=5)
     assert 0.0 <= result["accuracy"] <= 1.0 and result["C"] == 1.0
     assert result["classifier"].n_features_in_ == 32
     pairs = synthetic_pairs(6, image_size=32, seed=4, captions_per_image=2)
-    got = evaluate_retrieval(tiny_model, pairs, tokenizer=SmallVocabTokenizer(), batch_size=4)
+    got = evaluate_retrieval(tiny_model, pairs, tokenizer=SmallVocabTokenizer(), batch_size=5)
     assert got["num_images"] == 6 and got["num_texts"] == 12
     assert all(0.0 <= got[f"text_to_image_recall@{k}"] <= 1.0 for k in (1, 5, 10))
     assert got["text_to_image_recall@10"] == 1.0  # only 6 images

@@ -140,7 +140,9 @@ def image_folder(path, image_size, class_names=None, extensions=IMAGE_EXTENSIONS
         path: the root folder.
         image_size: the model's input side ``S``.
         class_names: optional names to use instead of the folder names, in
-            sorted-folder order (e.g. readable names for WordNet-id folders).
+            sorted-folder order; e.g. ``imagenet_class_names()`` for an ImageNet
+            validation folder of WordNet-id sub-folders (``n01440764``, ...),
+            whose sorted order is the class-index order.
         extensions: image file extensions (case-insensitive).
         max_per_class: keep at most this many images per class (sorted order).
         underscores_to_spaces: ``"great_white_shark"`` -> ``"great white shark"``.
@@ -303,6 +305,8 @@ def webdataset_pairs(patterns, image_size, label_key=None, class_names=None,
     _check_limit(max_samples, "max_samples")
     keys, loaders, captions, labels = [], [], [], [] if label_key else None
     for shard in list_files(patterns, "WebDataset shards"):
+        if max_samples and len(keys) >= max_samples:
+            break
         metadata = {}
         if label_key:
             metadata = {key: meta for key, _, meta in

@@ -156,9 +156,12 @@ def encode_images(model, images, batch_size=64, normalize=False, verbose=False,
             chunks += _padded_calls(model.encode_image, batch, step)
         labels = None
     else:
+        size = None  # batches smaller than the first are padded to its size (one shape)
         for batch, batch_labels in progress(iterate_batches(images), None,
                                             "image embeddings", verbose):
-            chunks.append(to_numpy(model.encode_image(_maybe_preprocess(model, batch))))
+            batch = _maybe_preprocess(model, batch)
+            size = size or len(batch)
+            chunks += _padded_calls(model.encode_image, batch, max(size, len(batch)))
             if batch_labels is not None:
                 labels.append(np.asarray(batch_labels).reshape(-1))
         labels = np.concatenate(labels).astype(np.int64) if labels else None
