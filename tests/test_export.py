@@ -261,3 +261,19 @@ def test_full_size_export_parity(preset, tmp_path):
         report[folder + "/"] = figures
         assert figures["relative"] <= TOLERANCE, (folder, figures)
     print(json.dumps({preset: report}, indent=1))
+
+
+def test_export_command_line(exports, tmp_path, capsys):
+    from keras_clip.cli import main
+
+    model = exports["vit"][0]
+    preset = tmp_path / "tiny_preset"
+    model.save_to_preset(str(preset))
+    output = tmp_path / "cli_export"
+    assert main(["export", str(preset), "--formats", "onnx", "--output", str(output), "--check"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    manifest = read_manifest(str(output))
+    assert manifest["architecture"] == "tiny_preset"
+    assert sorted(manifest["onnx"]) == ["image_encoder", "text_encoder"] and not manifest["saved_model"]
+    for file, figures in summary["parity"].items():
+        assert figures["relative"] <= TOLERANCE, (file, figures)
