@@ -168,6 +168,13 @@ class SyntheticShapes:
     Attributes:
         classes: the split's ``"color shape"`` names; ``labels`` index into it.
 
+    6 colours (red, green, blue, yellow, purple, white) x 5 shapes (circle,
+    square, triangle, star, cross) = 30 classes, 2 sizes, 5 positions, 6 caption
+    templates. Held out of ``"train"`` (``HELDOUT_COMBOS``): red star, green
+    circle, blue triangle, yellow square, purple cross, white triangle; the 24
+    others are the seen classes. A small CNN separates all 30 classes at 32 px
+    (100% on fresh images after 8 epochs of 4,000), so they are unambiguous.
+
     Example:
         >>> ds = SyntheticShapes(image_size=32, seed=0, split="train")
         >>> images, captions, labels = ds.sample(4)
@@ -231,7 +238,8 @@ class SyntheticShapes:
             tokenizer: callable on a batch of ``tf.string`` -> int32 ``(B, 77)``;
                 default ``keras_clip.CLIPTokenizer()``.
             image_size: output side; default the dataset's ``image_size``.
-            num_samples: samples per epoch; ``None`` repeats forever.
+            num_samples: samples per epoch; ``None``: an endless stream of new
+                samples (pass ``steps_per_epoch`` to ``fit``).
             start: index of the first sample.
             training: random resized crop if True, else center crop.
             seed: seed of the crop randomness (default the dataset seed).
@@ -250,7 +258,8 @@ class SyntheticShapes:
         stop = None if num_samples is None else start + int(num_samples)
         if stop is not None and stop <= start:
             raise ValueError(f"num_samples must be > 0; received {num_samples}.")
-        indices = tf.data.Dataset.range(start, stop if stop is not None else 2**62)
+        indices = (tf.data.Dataset.counter(start) if stop is None
+                   else tf.data.Dataset.range(start, stop))
         s = self.image_size
 
         def render(i):
