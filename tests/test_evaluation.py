@@ -26,6 +26,7 @@ from keras_clip.evaluation import (
     zero_shot_weights,
 )
 from keras_clip.evaluation.templates import data_source, resolve_templates
+from keras_clip.data import SyntheticShapes
 from keras_clip.preprocessing import preprocess_numpy
 from tests.conftest import tiny_config
 
@@ -404,7 +405,7 @@ def test_csv_pairs_groups_captions_per_image(tmp_path):
 
 
 def test_csv_and_webdataset_readers_on_synthetic_shards(tmp_path):
-    shapes = keras_clip.data.SyntheticShapes(image_size=16, seed=5, split="all")
+    shapes = SyntheticShapes(image_size=16, seed=5, split="all")
     raw, captions, labels = shapes.sample(5)
     table = shapes.write_csv(tmp_path / "csv", 5, image_format="png")
     from_csv = csv_pairs(table, 16, label_key="label", class_names=shapes.classes)
@@ -473,7 +474,7 @@ def test_zero_shot_on_a_tiny_real_clip(tiny_model):
     result = clf.evaluate(data.images, np.zeros(5, int))
     assert 0.0 <= result["top1"] <= 1.0 and result["top5"] == 1.0
     # A tf.data pipeline of labelled batches (token ids unused here).
-    shapes = keras_clip.data.SyntheticShapes(image_size=32, seed=3, split="all")
+    shapes = SyntheticShapes(image_size=32, seed=3, split="all")
     ds = shapes.as_tf_dataset(batch_size=5, num_samples=6, training=False,
                               include_labels=True)
     streamed = ZeroShotClassifier(tiny_model, shapes.classes, templates="simple",
