@@ -57,6 +57,7 @@ CASES = {
     "astronaut_subsampled": (lambda: _skimage("astronaut")[::3, ::2], 120),
     "ihc_odd_333x511": (lambda: _skimage("immunohistochemistry")[:333, :511], 77),
     "moon_3x5": (lambda: _skimage("moon")[200:203, 300:305], 32),
+    "astronaut_tall_512x150": (lambda: _skimage("astronaut")[:, 150:300], 96),
     "coffee_transposed": (lambda: _skimage("coffee").transpose(1, 0, 2)[::2, ::2], 100),
 }
 
@@ -65,6 +66,7 @@ CROP_CASES = {
     "coffee_box": ("coffee_400x600", (13, 40, 381, 520), 96),
     "chelsea_box": ("chelsea_alpha_gradient", (0, 7, 190, 300), 128),
     "astronaut_box": ("astronaut_512", (30, 2, 480, 500), 64),
+    "tall_box": ("astronaut_512", (0, 100, 500, 200), 64),
     "tiny_box": ("coffee_tiny_17x23", (1, 2, 16, 20), 40),
 }
 
