@@ -35,6 +35,7 @@ from keras_clip.evaluation.features import (
     encode_images,
     encode_texts,
     l2_normalize,
+    progress,
 )
 from keras_clip.evaluation.linear_probe import evaluate_linear_probe, linear_probe, search_c
 from keras_clip.evaluation.retrieval import (
