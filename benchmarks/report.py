@@ -1,0 +1,218 @@
+"""Writes benchmarks/results/README.md from the results/*.json files.
+
+    python benchmarks/report.py [RESULTS_DIR]
+
+Ratios are keras_clip (or ONNX / transformers) throughput over open_clip's,
+taken per interleaved round and summarised as median [min-max].
+"""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load(directory, name):
+    path = os.path.join(directory, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def fmt(s, digits=1):
+    if not s:
+        return "–"
+    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}–{s['max']:.{digits}f}]"
+
+
+def ratio(s):
+    if not s:
+        return "–"
+    return f"**{s['median']:.2f}x** [{s['min']:.2f}–{s['max']:.2f}]"
+
+
+def inference_tables(inference):
+    lines = []
+    cases = inference["cases"]
+    for key, rows in cases.items():
+        model, tower, batch = key.split("/")
+        unit = "img/s" if tower == "image" else "texts/s"
+        lines += ["", f"#### {model} {tower} tower, batch {batch[1:]}", "",
+                  f"| system | {unit} median [min–max] | vs open_clip (paired) | cosine vs open_clip | "
+                  "cosine vs own fp32 | warm-up s |", "|---|---|---|---|---|---|"]
+        order = sorted(rows, key=lambda s: -((rows[s].get("samples_per_s") or {}).get("median")
+                                             or 0))
+        for system in order:
+            row = rows[system]
+            if row.get("error") and not row.get("samples_per_s"):
+                lines.append(f"| {system} | failed: {row['error'].splitlines()[0][:120]} "
+                             "| – | – | – | – |")
+                continue
+            cos = row.get("cosine_vs_open_clip")
+            cos32 = row.get("cosine_vs_fp32")
+            setup = row.get("setup_s")
+            lines.append(
+                f"| {system} | {fmt(row.get('samples_per_s'))} | "
+                f"{ratio(row.get('ratio_vs_open_clip')) if system != 'open_clip/fp32' else '1'} | "
+                f"{'' if cos is None else f'{cos:.6f}'} | {'' if cos32 is None else f'{cos32:.5f}'} | "
+                f"{'' if setup is None else f'{setup:.1f}'} |")
+    return lines
+
+
+def best(rows, prefix, exclude=()):
+    """(system, row) with the highest median throughput among systems starting with prefix."""
+    cands = [(s, r) for s, r in rows.items() if s.startswith(prefix) and r.get("samples_per_s")
+             and not any(e in s for e in exclude)]
+    if not cands:
+        return None, None
+    return max(cands, key=lambda sr: sr[1]["samples_per_s"]["median"])
+
+
+def targets(inference, training, data):
+    lines = ["| target | measured (median [min–max] of per-round ratios) | met |", "|---|---|---|"]
+
+    def add(name, system, row, goal, extra=""):
+        if not row or not row.get("ratio_vs_open_clip"):
+            lines.append(f"| {name} | not measured | – |")
+            return
+        r = row["ratio_vs_open_clip"]
+        lines.append(f"| {name} | {system}: {ratio(r)}{extra} | "
+                     f"{'yes' if r['median'] >= goal else 'no'} |")
+
+    if inference:
+        cases = inference["cases"]
+        for key, label in (("vit_b32/image/b32", "vit_b32 image tower b32 >= 1.0x"),
+                           ("vit_b32/text/b32", "vit_b32 text tower b32 >= 1.0x"),
+                           ("rn50/image/b32", "rn50 image tower b32 >= 1.0x"),
+                           ("rn50/text/b32", "rn50 text tower b32 >= 1.0x")):
+            if key in cases:
+                s, r = best(cases[key], "keras_clip", exclude=("bf16",))
+                add(label + " (best fp32 backend)", s, r, 1.0)
+        if "vit_b32/image/b32" in cases:
+            rows = cases["vit_b32/image/b32"]
+            s, r = best(rows, "keras_clip", exclude=("fp32",))
+            cos = r.get("cosine_vs_fp32") if r else None
+            add("bf16 vit_b32 image b32 >= 2.0x, cosine >= 0.999", s, r, 2.0,
+                "" if cos is None else f", cosine {cos:.5f}")
+            add("ONNX fp32 vit_b32 image b32 >= 1.2x", "onnx/fp32", rows.get("onnx/fp32"), 1.2)
+            r8 = rows.get("onnx/int8")
+            cos = r8.get("cosine_vs_fp32") if r8 else None
+            add("ONNX int8 vit_b32 image b32 >= 2.0x, cosine >= 0.99", "onnx/int8", r8, 2.0,
+                "" if cos is None else f", cosine {cos:.4f}")
+    if training:
+        for key, rows in training["cases"].items():
+            s, r = best(rows, "keras_clip", exclude=("remat",))
+            mem = r.get("memory_vs_open_clip") if r else None
+            add(f"training {key} >= 1.0x", s, r, 1.0,
+                "" if mem is None else f", peak memory {mem:.2f}x open_clip's (target <= 1.2x)")
+    if data and training:
+        fastest_step = max(
+            (r["samples_per_s"]["median"] for key, rows in training["cases"].items()
+             if key.startswith("vit_b32") for s, r in rows.items()
+             if s.startswith("keras_clip") and r.get("samples_per_s")), default=None)
+        pipelines = [r["samples_per_s"] for r in data["results"] if r["mode"].startswith("train")]
+        if fastest_step and pipelines:
+            worst = min(pipelines)
+            lines.append(f"| data pipeline >= 2x training consumption | slowest training pipeline "
+                         f"{worst:.0f} samples/s vs fastest vit_b32 step {fastest_step:.1f} "
+                         f"samples/s: **{worst / fastest_step:.1f}x** | "
+                         f"{'yes' if worst / fastest_step >= 2 else 'no'} |")
+    return lines
+
+
+def training_table(training):
+    lines = []
+    for key, rows in training["cases"].items():
+        lines += ["", f"#### {key.replace('/train/b', ' training step, batch ')}", "",
+                  "| system | samples/s median [min–max] | vs open_clip (paired) | peak RSS MB | "
+                  "memory vs open_clip | warm-up s |", "|---|---|---|---|---|---|"]
+        for system, row in rows.items():
+            if row.get("error") and not row.get("samples_per_s"):
+                lines.append(f"| {system} | failed: {row['error'].splitlines()[0][:120]} "
+                             "| – | – | – | – |")
+                continue
+            mem = row.get("memory_vs_open_clip")
+            rss = row.get("peak_rss_mb")
+            setup = row.get("setup", {}).get("setup_s")
+            lines.append(
+                f"| {system} | {fmt(row.get('samples_per_s'), 2)} | "
+                f"{ratio(row.get('ratio_vs_open_clip')) if system != 'open_clip/fp32' else '1'} | "
+                f"{'' if rss is None else f'{rss:.0f}'} | {'' if mem is None else f'{mem:.2f}x'} | "
+                f"{'' if setup is None else f'{setup:.0f}'} |")
+    return lines
+
+
+def flops_table(flops):
+    lines = ["| matmul 2048² | GFLOP/s median [min–max] |", "|---|---|"]
+    for k, v in sorted(flops["matmul_2048_gflops"].items()):
+        lines.append(f"| {k} | {fmt(v)} |")
+    lines += ["", f"ViT-B/32 image tower: {flops['vit_b32_image_gflop_per_image']:.2f} GFLOP per "
+              f"image (matmuls); best fp32 matmul {flops['best_fp32_matmul_gflops'] or 0:.0f} GFLOP/s.",
+              "", "| system (vit_b32 image, batch 32) | GFLOP/s | share of best fp32 matmul |",
+              "|---|---|---|"]
+    rows = sorted(flops["vit_b32_image_b32"].items(), key=lambda kv: -kv[1]["gflops"])
+    for system, row in rows:
+        lines.append(f"| {system} | {row['gflops']:.0f} | "
+                     f"{100 * row['utilisation_vs_best_fp32_matmul']:.0f}% |")
+    return lines
+
+
+def write_readme(directory):
+    inference = load(directory, "inference")
+    training = load(directory, "training")
+    flops = load(directory, "flops")
+    data = load(directory, "data")
+    machine = load(directory, "machine") or {}
+    m = (inference or training or {}).get("machine", machine)
+    lines = ["# keras_clip benchmarks: results", "",
+             "Written by `python benchmarks/run.py` (see `benchmarks/README.md` for the method). "
+             "All systems load the same random-weight open_clip checkpoint; throughput is "
+             "median [min–max] over interleaved rounds after warm-up; every ratio is "
+             "keras_clip (or ONNX / transformers) over open_clip fp32, taken per round.", "",
+             "## Machine", "",
+             f"- CPU: {m.get('cpu')} x {m.get('cpus')} ({', '.join(m.get('simd', []))}); "
+             f"memory {m.get('memory_gb')} GB; {m.get('platform')}",
+             f"- threads per system: {m.get('threads_per_system')}; measured "
+             f"{m.get('date_utc', '')[:16]} UTC; load average at start "
+             f"{', '.join(f'{x:.2f}' for x in m.get('load_average_at_start', []))}"
+             f"{' (quick run)' if m.get('quick') else ''}"]
+    if inference and inference.get("versions"):
+        v = inference["versions"]
+        lines.append("- versions: " + "; ".join(
+            f"{name}: " + ", ".join(f"{k} {val}" for k, val in d.items())
+            for name, d in v.items()))
+    lines += ["", "## Targets", ""] + targets(inference, training, data)
+    if inference:
+        lines += ["", "## Inference", ""] + inference_tables(inference)
+    if training:
+        lines += ["", "## Training step (forward + backward + AdamW, batch 32)",
+                  "", f"Optimizer: {training['optimizer']}; loss: {training['loss']}. "
+                  "Peak RSS is `ru_maxrss` of the process that runs only that system "
+                  "(model load included)."] + training_table(training)
+    if flops:
+        lines += ["", "## FLOP utilisation", ""] + flops_table(flops)
+    if data:
+        lines += ["", "## Data pipelines (keras_clip.data alone, "
+                  f"image {data['image_size']}, batch {data['batch_size']})", "",
+                  "| pipeline | mode | samples/s |", "|---|---|---|"]
+        for r in data["results"]:
+            lines.append(f"| {r['pipeline']} | {r['mode']} | {r['samples_per_s']} |")
+    notes = os.path.join(directory, "NOTES.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            lines += ["", f.read().strip()]
+    lines += ["", "## Reproduce", "", "```",
+              "python benchmarks/run.py            # everything",
+              "python benchmarks/run.py --quick    # smoke run",
+              "python benchmarks/run.py --only inference --reference-python /path/to/refenv/bin/python",
+              "```", ""]
+    path = os.path.join(directory, "README.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+if __name__ == "__main__":
+    print(write_readme(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "results")))
