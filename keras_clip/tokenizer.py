@@ -17,11 +17,16 @@ Design (why it is built this way):
   pattern, so its ids differ from OpenAI's on mojibake, HTML entities and some
   scripts; exact ids were preferred over a pure-graph tokenizer. The price is
   that the tokenizer cannot be saved inside a SavedModel.
-- Special tokens follow open_clip: `<start_of_text>` = 49406 and
-  `<end_of_text>` = 49407; those literal strings inside a caption are mapped to
-  the special ids, as the reference does. Rows are `[start] + ids + [end]`,
-  zero-padded to 77; longer rows are truncated to 77 with the end token kept
-  last.
+- Plain ASCII text (printable, tab, newline, no `&`) skips ftfy and HTML
+  unescaping, which leave it unchanged (fuzz-tested); ftfy is most of the
+  cost of tokenizing a short caption.
+- Special tokens follow open_clip (the reference of the parity tests):
+  `<start_of_text>` = 49406 and `<end_of_text>` = 49407, and those literal
+  strings inside a caption become the special ids, as in open_clip. (OpenAI's
+  original tokenizer names them `<|startoftext|>` / `<|endoftext|>`, so the
+  two references differ on captions that contain these literal strings.)
+  Rows are `[start] + ids + [end]`, zero-padded to 77; longer rows are
+  truncated to 77 with the end token kept last.
 """
 
 import gzip

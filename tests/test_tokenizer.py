@@ -153,3 +153,11 @@ def test_ascii_fast_path_equals_full_cleaning():
             text = "".join(rng.choice(words + alphabet) for _ in range(rng.randint(0, 12)))
         full = " ".join(html.unescape(html.unescape(ftfy.fix_text(text))).split()).lower()
         assert clean_text(text) == full, repr(text)
+
+
+def test_pickles_for_worker_processes(tokenizer):
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(tokenizer))
+    texts = ["a photo of a cat", "Ça va &amp; 🐈‍⬛"]
+    np.testing.assert_array_equal(clone(texts), tokenizer(texts))
