@@ -55,8 +55,8 @@ def parse_args(argv=None):
                                        "unless --pretrained)")
     arch.add_argument("--config", help="a CLIP config JSON file")
     model.add_argument("--pretrained", action="store_true", help="start from preset weights")
-    model.add_argument("--remat", nargs="?", const="blocks", default=None,
-                       choices=["blocks", "full"], help="gradient checkpointing")
+    model.add_argument("--remat", action="store_true",
+                       help="gradient checkpointing of every residual block")
     train = p.add_argument_group("training")
     train.add_argument("--batch-size", type=int, default=256, help="global batch size")
     train.add_argument("--epochs", type=int, default=10)
@@ -92,7 +92,7 @@ def build_model(args):
 
     if args.config:
         config = keras_clip.CLIPConfig.from_json(args.config)
-        return keras_clip.CLIP(config, remat=args.remat or False)
+        return keras_clip.CLIP(config, remat=args.remat)
     model = keras_clip.from_preset(args.preset, **({} if args.pretrained else {"weights": None}))
     if args.remat:  # rebuild with checkpointed blocks, same weights
         remat_model = keras_clip.CLIP(model.config, remat=args.remat)

@@ -40,8 +40,8 @@ class CLIP(ContrastiveTrainer, keras.Model):
     Args:
         config: a `CLIPConfig` or its dict (see `keras_clip/presets/configs`).
         dtype: optional dtype policy for every layer (e.g. `"bfloat16"`).
-        remat: gradient checkpointing: `False`, `True` (each residual block)
-            or `"full"` (every layer); see `keras_clip.training.remat_scope`.
+        remat: gradient checkpointing: `False` or `True` (each residual block
+            is recomputed in the backward pass); see `keras_clip.training.remat_scope`.
 
     Training: `model.compile(optimizer=...)` then `model.fit(dataset)` with a
     dataset of `{"images", "token_ids"}` (see `keras_clip.training`).

@@ -35,13 +35,12 @@ def remat_scope(remat, config):
 
     Args:
         remat: `False`/`None` (no checkpointing), `True` or `"blocks"`
-            (residual blocks) or `"full"` (every layer).
+            (each residual block). (Keras' `"full"` mode, every layer, fails on
+            the towers' slicing ops in Keras 3.15, so it is not offered.)
         config: the `CLIPConfig` whose block names to use.
     """
     if remat in (False, None):
         return contextlib.nullcontext()
-    if remat == "full":
-        return keras.RematScope(mode="full")
     if remat in (True, "blocks"):
         return keras.RematScope(mode="list_of_layers", layer_names=remat_block_names(config))
-    raise ValueError(f"`remat` must be False, True, 'blocks' or 'full', received {remat!r}.")
+    raise ValueError(f"`remat` must be False, True or 'blocks', received {remat!r}.")
