@@ -16,6 +16,11 @@ resize of the shortest side to `size` (the long side becomes
   difference ~1e-6 on the test photographs.
 - `random_resized_crop_tf` is open_clip's training transform
   (torchvision `RandomResizedCrop(size, scale=(0.9, 1.0))`, bicubic).
+
+Which path to use: numpy / PIL images (evaluation, the edge runtime's
+reference) take the eager path; `tf.data` pipelines use the in-graph
+functions (`center_crop_tf` for evaluation, `random_resized_crop_tf` for
+training), which need no Python per image and match to within one grey level.
 """
 
 import functools
