@@ -246,6 +246,12 @@ class CLIPTokenizer:
         return out
 
     # ------------------------------------------------------------ tf graphs
+    def _tokenize_any_shape(self, values):
+        values = np.asarray(values)
+        return self._tokenize_numpy(values.reshape(-1)).reshape(
+            values.shape + (self.context_length,)
+        )
+
     def _tokenize_tf(self, texts):
         import tensorflow as tf
 
@@ -261,12 +267,9 @@ class CLIPTokenizer:
                 f"received shape {texts.shape}."
             )
 
-        def run(values):
-            values = np.asarray(values)
-            return self._tokenize_numpy(values.reshape(-1)).reshape(
-                values.shape + (self.context_length,)
-            )
-
+        # Not converted by AutoGraph: inside tf.data's map it would rewrite the
+        # Python callback and break its signature.
+        run = tf.autograph.experimental.do_not_convert(self._tokenize_any_shape)
         ids = tf.numpy_function(run, [texts], tf.int32, stateful=False)
         ids.set_shape(texts.shape.concatenate([self.context_length]))
         return ids
