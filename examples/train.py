@@ -67,6 +67,9 @@ def parse_args(argv=None):
     train.add_argument("--strategy", default="none",
                        choices=["none", "mirrored", "multiworker", "tpu", "data_parallel"])
     train.add_argument("--tpu", default="", help="TPU address for --strategy tpu")
+    train.add_argument("--jax-distributed", action="store_true",
+                       help="call jax.distributed.initialize() first (multi-process "
+                            "data_parallel; reads the coordinator from the environment)")
     train.add_argument("--precision", default="float32",
                        choices=["float32", "mixed_bfloat16", "mixed_float16"])
     train.add_argument("--seed", type=int, default=0)
@@ -205,6 +208,10 @@ def main(argv=None):
 
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy(args.precision)
+    if args.jax_distributed:
+        import jax
+
+        jax.distributed.initialize()
     strategy = make_strategy(args.strategy, tpu=args.tpu)
     workers, worker_index = 1, 0
     if args.strategy == "multiworker":

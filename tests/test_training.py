@@ -105,7 +105,7 @@ def test_weight_decay_only_on_matrices_and_kernels(vision):
     # (Paths repeat across the two towers, so go by position.)
     variables = model.trainable_variables
     before = [ops.convert_to_numpy(v).copy() for v in variables]
-    optimizer.apply([np.zeros(v.shape, "float32") for v in variables], variables)
+    optimizer.apply([ops.zeros(v.shape, "float32") for v in variables], variables)
     for v, old in zip(variables, before):
         moved = not np.array_equal(old, ops.convert_to_numpy(v))
         assert moved == optimizer._use_weight_decay(v) or not np.any(old), v.path
