@@ -138,7 +138,12 @@ def test_mixed_precision_trains_without_nan(policy):
         if policy == "mixed_float16":
             assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
         assert "16" in str(model.image_encoder.get_layer("conv1").compute_dtype)
-        history = model.fit(_batch(16), batch_size=8, epochs=2, verbose=0)
+        try:
+            history = model.fit(_batch(16), batch_size=8, epochs=2, verbose=0)
+        except ValueError as error:  # JAX's CPU backend lacks float16 x float16 -> float32 dots
+            if "not supported by dot_general on CPU" in str(error):
+                pytest.skip(f"jax CPU cannot run this float16 op: {error}".splitlines()[0])
+            raise
         assert np.all(np.isfinite(history.history["loss"]))
         for weight in model.trainable_variables:
             assert weight.dtype == "float32"
