@@ -144,6 +144,10 @@ def run_eval_command(args):
     from keras_clip import evaluation
 
     args.images = getattr(args, "images", None)
+    for flag in ("images", "csv"):
+        path = getattr(args, flag, None)
+        if path and not os.path.exists(path):
+            raise ValueError(f"--{flag} {path!r} does not exist.")
     model = _load_model(args.model, args.random_weights)
     if args.task == "retrieval":
         data = _eval_data(args, model.image_size, paired=True)
@@ -231,9 +235,11 @@ def run_embed_command(args):
 
     if not args.output.endswith((".npy", ".parquet")):
         raise ValueError(f"--output must end in .npy or .parquet, received {args.output!r}.")
+    if args.texts and not os.path.isfile(args.texts):
+        raise ValueError(f"--texts {args.texts!r} is not a file.")
+    names = _image_paths(args.images) if args.images else None  # checked before the model loads
     model = _load_model(args.model, args.random_weights)
     if args.images:
-        names = _image_paths(args.images)
         preprocess = ImagePreprocessor(model.image_size)
         chunks = []
         for start in evaluation.progress(range(0, len(names), args.batch_size),
@@ -245,8 +251,6 @@ def run_embed_command(args):
                                                    normalize=args.normalize))
         embeddings = np.concatenate(chunks)
     else:
-        if not os.path.isfile(args.texts):
-            raise ValueError(f"--texts {args.texts!r} is not a file.")
         with open(args.texts, encoding="utf-8") as file:
             names = [line.rstrip("\n") for line in file if line.strip()]
         if not names:
