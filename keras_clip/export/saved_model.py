@@ -13,9 +13,13 @@ Signatures (identical on every route):
   `(batch, L)` -> `embeddings`, `normalized_embeddings`.
 - text tower only, `serve_texts`: `texts` tf.string `(batch,)` -> the same plus
   `token_ids`; tokenizes in the graph with keras-hub's byte-pair tokenizer on the
-  bundled CLIP vocabulary. It lowercases and collapses whitespace but does not run
-  ftfy or HTML unescaping, so ids equal `keras_clip.CLIPTokenizer`'s on ordinary
-  text (tested), and may differ on mojibake or HTML entities.
+  bundled CLIP vocabulary. It lowercases, collapses whitespace and splits digits
+  but does not run ftfy or HTML unescaping, so ids equal
+  `keras_clip.CLIPTokenizer`'s on ordinary text (tested) but not everywhere:
+  1,389 of the 6,020 rows of `tests/golden/tokenizer_corpus.json.gz` differ
+  (curly quotes, CJK and full-width forms, HTML entities, some contractions).
+  For exact ids, tokenize outside with `keras_clip.CLIPTokenizer` and call
+  `serving_default`. Loading needs `import tensorflow_text` (its ops).
 
 Example:
     >>> from keras_clip.export.saved_model import export_saved_model
