@@ -31,7 +31,10 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the `keras-clip` script; returns the exit code."""
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # the training script owns all of its options, --help included
+        argv = ["train", "--", *argv[1:]]
+    args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except (ValueError, OSError) as error:

@@ -80,7 +80,8 @@ def add_train_command(subparsers):
 def run_train_command(args):
     from keras_clip.training.script import main
 
-    main(args.train_args)
+    train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    main(train_args)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import os
 
 import numpy as np
 import pytest
@@ -66,3 +67,14 @@ def test_presets_lists_the_nine(capsys):
     assert main(["presets", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {row["preset"] for row in rows} >= {"rn50", "vit_b32", "vit_l14_336"}
+
+
+def test_train_command_runs_the_training_script(tmp_path):
+    config = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", "tiny_clip.json")
+    out = tmp_path / "run"
+    assert main(["train", "--synthetic", "64", "--config", config, "--batch-size", "32",
+                 "--epochs", "1", "--output-dir", str(out), "--no-tensorboard",
+                 "--verbose", "0"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert np.isfinite(summary["history"]["loss"][-1])
+    assert (out / "final" / "config.json").is_file()
