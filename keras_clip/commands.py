@@ -43,8 +43,8 @@ def add_demo_command(subparsers):
                     "and retrieval figures, writes PNG plots, exports both towers to ONNX and "
                     "checks the Keras-free edge runtime against Keras. Offline, CPU, minutes.")
     parser.add_argument("--output", "-o", default="demo_output", help="output folder")
-    parser.add_argument("--samples", type=int, default=16384, help="training pairs per epoch")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=4096, help="training pairs per epoch")
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--eval-samples", type=int, default=1000, help="fresh images per split")

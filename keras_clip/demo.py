@@ -41,7 +41,7 @@ def _train(model, samples, epochs, batch_size, learning_rate, seed, verbose):
                                    tokenizer=tokenizer).cache()
     steps = -(-samples // batch_size)
     model.compile(optimizer=build_optimizer(
-        model, learning_rate, total_steps=steps * epochs, warmup_steps=min(50, steps * epochs - 1),
+        model, learning_rate, total_steps=steps * epochs, warmup_steps=min(30, steps * epochs - 1),
         weight_decay=0.1))
     history = model.fit(dataset, epochs=epochs, verbose=verbose,
                         callbacks=[keras.callbacks.TerminateOnNaN()])
@@ -156,7 +156,7 @@ def _export_and_compare(model, results, output_dir):
     }
 
 
-def run_demo(output_dir="demo_output", samples=16384, epochs=8, batch_size=128,
+def run_demo(output_dir="demo_output", samples=4096, epochs=15, batch_size=128,
              learning_rate=2e-3, eval_samples=1000, seed=0, export=True, verbose=1):
     """Trains, evaluates, plots and exports the demo model; returns a summary dict.
 
