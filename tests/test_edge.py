@@ -171,3 +171,19 @@ def test_clip_edge_cli_embed_and_classify(exported):
     rows = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert [os.path.basename(r["image"]) for r in rows] == ["a.png", "b.jpg"]
     assert all(r["label"] in ("cat", "dog", "car") and 0 < r["probability"] <= 1 for r in rows)
+
+
+def test_clip_edge_tokenizer_matches_golden_corpus():
+    import gzip
+
+    if EXPORT_ROOT not in sys.path:
+        sys.path.insert(0, EXPORT_ROOT)
+    from clip_edge.tokenizer import Tokenizer
+
+    from keras_clip.tokenizer import DEFAULT_VOCABULARY
+
+    golden = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+    with open(os.path.join(golden, "tokenizer_corpus.json.gz"), "rb") as file:
+        corpus = json.loads(gzip.decompress(file.read()))
+    reference = np.load(os.path.join(golden, "tokenizer_ids.npz"))["ids"]
+    np.testing.assert_array_equal(Tokenizer(DEFAULT_VOCABULARY)(corpus), reference)
