@@ -3,8 +3,8 @@
 Runs offline on a laptop CPU in a few minutes: `model.fit` on the bundled
 synthetic captioned shapes, zero-shot accuracy (prompt ensembling) on seen
 and on held-out colour-shape combinations, a linear probe, retrieval recall,
-PNG plots, and both towers exported to ONNX and run with the Keras-free edge
-runtime.
+PNG plots, and both towers exported to ONNX (fp32 and int8) and run with the
+Keras-free edge runtime.
 
 Example:
     $ keras-clip demo --output demo_output
@@ -71,6 +71,7 @@ def _evaluate(model, eval_samples, seed):
         "retrieval": retrieval,
         "_confusion": (seen.class_names, seen.labels, predictions),
         "_pairs": pairs,
+        "_seen_images": seen.images,
     }
 
 
@@ -129,31 +130,36 @@ def _plots(model, history, results, output_dir):
 
 
 def _export_and_compare(model, results, output_dir):
+    """Exports fp32 and int8 ONNX towers and compares the edge runtime with Keras."""
     from keras_clip import evaluation
     from keras_clip.export import export_towers
 
     folder = os.path.join(output_dir, "export")
-    export_towers(model, folder, formats=("onnx",))
+    export_towers(model, folder, formats=("onnx",), int8=True)
     try:
         from clip_edge import ClipEdge
-    except ImportError:
+    except ImportError:  # not pip-installed: use the copy in this repository
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "export"))
         from clip_edge import ClipEdge
-    edge = ClipEdge(folder)
     pairs = results["_pairs"]
     images, captions = pairs.images[:64], pairs.captions[:64]
     keras_images = evaluation.encode_images(model, images, normalize=True)
     keras_texts = evaluation.encode_texts(model, captions, normalize=True)
-    edge_images = edge.encode_pixels(images, normalized=True)
-    edge_texts = edge.encode_texts(captions, normalized=True)
-    keras_choice = np.argmax(keras_images @ keras_texts.T, axis=1)
-    edge_choice = np.argmax(edge_images @ edge_texts.T, axis=1)
-    return {
-        "folder": folder,
-        "image_cosine_min": float(np.min(np.sum(keras_images * edge_images, axis=1))),
-        "text_cosine_min": float(np.min(np.sum(keras_texts * edge_texts, axis=1))),
-        "retrieval_agreement": float(np.mean(keras_choice == edge_choice)),
-    }
+    names, _, keras_predictions = results["_confusion"]
+    comparison = {"folder": folder}
+    for precision in ("fp32", "int8"):
+        edge = ClipEdge(folder, precision=precision)
+        edge_images = edge.encode_pixels(images, normalized=True)
+        edge_texts = edge.encode_texts(captions, normalized=True)
+        edge_predictions = np.argmax(
+            edge.encode_pixels(results["_seen_images"], normalized=True)
+            @ edge.class_embeddings(names, PROMPTS).T, axis=1)
+        comparison[precision] = {
+            "image_cosine_min": float(np.min(np.sum(keras_images * edge_images, axis=1))),
+            "text_cosine_min": float(np.min(np.sum(keras_texts * edge_texts, axis=1))),
+            "zero_shot_agreement": float(np.mean(edge_predictions == keras_predictions)),
+        }
+    return comparison
 
 
 def run_demo(output_dir="demo_output", samples=4096, epochs=15, batch_size=128,
@@ -223,11 +229,13 @@ def format_summary(summary):
         ("retrieval text->image R@1", f"{retrieval['text_to_image_recall@1']:.1%}"),
     ]
     edge = summary.get("edge_runtime")
-    if edge:
+    for precision in ("fp32", "int8") if edge else ():
+        figures = edge[precision]
         rows += [
-            ("edge runtime vs Keras, min cosine (image/text)",
-             f"{edge['image_cosine_min']:.6f} / {edge['text_cosine_min']:.6f}"),
-            ("edge runtime vs Keras, retrieval agreement", f"{edge['retrieval_agreement']:.1%}"),
+            (f"edge runtime {precision} vs Keras, min cosine (image/text)",
+             f"{figures['image_cosine_min']:.6f} / {figures['text_cosine_min']:.6f}"),
+            (f"edge runtime {precision} vs Keras, zero-shot agreement",
+             f"{figures['zero_shot_agreement']:.1%}"),
         ]
     rows.append(("total time", f"{summary['total_seconds']:.0f} s"))
     width = max(len(name) for name, _ in rows)

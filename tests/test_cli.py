@@ -26,9 +26,10 @@ def test_reduced_demo_writes_its_outputs_and_sane_numbers(tmp_path, capsys):
     for key in ("zero_shot_seen_top1", "zero_shot_heldout_top1_among_all", "linear_probe_top1"):
         assert 0.0 <= summary[key] <= 1.0
     assert 0.0 <= summary["retrieval"]["image_to_text_recall@1"] <= 1.0
-    edge = summary["edge_runtime"]
-    assert edge["image_cosine_min"] > 0.9999 and edge["text_cosine_min"] > 0.9999
-    assert edge["retrieval_agreement"] >= 0.95
+    fp32, int8 = summary["edge_runtime"]["fp32"], summary["edge_runtime"]["int8"]
+    assert fp32["image_cosine_min"] > 0.9999 and fp32["text_cosine_min"] > 0.9999
+    assert fp32["zero_shot_agreement"] >= 0.98
+    assert int8["image_cosine_min"] > 0.9 and int8["text_cosine_min"] > 0.9
 
 
 @pytest.mark.parametrize(
