@@ -51,9 +51,10 @@ from common import IMAGE_SIZES, vit_image_flops  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
 KERAS_VARIANTS = {
-    "tensorflow": ("fp32", "fp32-xla", "bf16", "bf16-xla"),
+    # encode_* runs XLA on TensorFlow; "-predict" is Keras' predict_on_batch (no XLA)
+    "tensorflow": ("fp32", "fp32-predict", "bf16"),
     "jax": ("fp32", "bf16"),
-    "torch": ("fp32", "fp32-compile", "bf16"),
+    "torch": ("fp32", "bf16"),
 }
 ONNX_VARIANTS = ("fp32", "fp16", "int8")
 REFERENCE = "open_clip/fp32"
@@ -276,7 +277,7 @@ class Harness:
     # ---- sections -----------------------------------------------------------------
     def inference(self):
         args = self.args
-        models = ["vit_b32"] if args.quick else ["vit_b32", "rn50"]
+        models = args.models
         exported = self.prepare_exports(models) if "onnx" in args.systems else []
         workers, systems = {}, {}
         try:
@@ -306,8 +307,15 @@ class Harness:
                     for variant in KERAS_VARIANTS[backend]:
                         if args.quick and variant.startswith("bf16") and backend != "tensorflow":
                             continue
+                        # bf16 (no bf16 matmul units on most CPUs) only at batch 32
+                        only = ({f"{model}/image/b32", f"{model}/text/b32"}
+                                if variant.startswith("bf16") else None)
                         systems[f"keras_clip-{backend}/{variant}"] = (
-                            workers[backend], {"system": "keras_clip", "variant": variant}, None)
+                            workers[backend], {"system": "keras_clip", "variant": variant}, only)
+                    if backend == "torch" and args.torch_compile:
+                        systems["keras_clip-torch/fp32-compile"] = (
+                            workers[backend], {"system": "keras_clip", "variant": "fp32-compile"},
+                            None)
                 if model in exported:
                     for variant in ONNX_VARIANTS:
                         systems[f"onnx/{variant}"] = (
@@ -363,7 +371,7 @@ class Harness:
         return out
 
     def matmuls(self, workers):
-        log("matmul 2048x2048 (the practical FLOP limit)")
+        log("matmul fp32 2048² and bf16 1024² (the practical FLOP limit)")
         out = {}
         plan = [(name, w, dtype) for name, w in workers.items() if name != "onnx"
                 for dtype in ("fp32", "bf16")]
@@ -373,7 +381,10 @@ class Harness:
                     continue
                 label = ("torch (open_clip env)" if name == "reference" else name) + f"/{dtype}"
                 try:
-                    reply = worker.call({"op": "matmul", "dtype": dtype, "n": 2048, "iters": 5})
+                    # bf16 matmuls can be emulated (slow) where the CPU has no bf16 units
+                    n, iters = (2048, 5) if dtype == "fp32" else (1024, 2)
+                    reply = worker.call({"op": "matmul", "dtype": dtype, "n": n, "iters": iters},
+                                        timeout=300)
                     out.setdefault(label, []).append(reply["gflops"])
                 except WorkerError as error:
                     log(f"  matmul {label} failed: {str(error)[:200]}")
@@ -404,48 +415,70 @@ class Harness:
                 "vit_b32_image_b32": rows}
 
     def training(self):
+        """Training steps: open_clip's worker stays up; each other system gets its own
+        process in turn and is interleaved, round by round, with open_clip's."""
         args = self.args
-        models = ["mid"] if args.quick else ["mid", "vit_b32"]
+        models = args.train_models
         results = {}
         for model in models:
-            systems_spec = [("open_clip/fp32", "reference", {}),
-                            ("open_clip/fp32+grad_ckpt", "reference", {"grad_checkpointing": True})]
+            candidates = [("open_clip/fp32+grad_ckpt", "reference", {"grad_checkpointing": True})]
             for backend in args.backends:
-                systems_spec.append((f"keras_clip-{backend}/default", backend, {}))
+                candidates.append((f"keras_clip-{backend}/default", backend, {}))
             if "tensorflow" in args.backends:
-                systems_spec.append(("keras_clip-tensorflow/xla", "tensorflow",
-                                     {"variant": "xla"}))
+                candidates.append(("keras_clip-tensorflow/xla", "tensorflow", {"variant": "xla"}))
             if "jax" in args.backends:
-                systems_spec.append(("keras_clip-jax/remat", "jax", {"variant": "remat"}))
-            if args.quick:
-                systems_spec = [s for s in systems_spec if "grad_ckpt" not in s[0]
-                                and "remat" not in s[0]]
-            log(f"training {model}: {len(systems_spec)} systems, one process each")
-            workers, systems = [], {}
+                candidates.append(("keras_clip-jax/remat", "jax", {"variant": "remat"}))
+            if args.quick or model == "mid":  # variants only at full size
+                candidates = [c for c in candidates if "grad_ckpt" not in c[0]
+                              and "remat" not in c[0] and "/xla" not in c[0]]
+            case = {"key": f"{model}/train/b32", "model": model, "batch": 32, "iters": 1}
+            request = lambda c: {"op": "train", "model": c["model"], "batch": c["batch"]}  # noqa
+            budget = args.training_budget / len(models) / max(len(candidates), 1)
+            log(f"training {model}: open_clip vs {len(candidates)} systems, one process each")
+            rows, ref_seconds, ref_entry = {}, [], {}
             try:
-                for name, kind, extra in systems_spec:
+                reference = self.reference_worker(f"train-{model}-open_clip")
+            except WorkerError as error:
+                log(f"  could not start open_clip: {error}")
+                reference = None
+            try:
+                for name, kind, extra in candidates:
                     try:
                         worker = (self.reference_worker(f"train-{model}-{name}")
                                   if kind == "reference" else
                                   self.keras_worker(kind, f"train-{model}-{name}"))
                     except WorkerError as error:
+                        rows[name] = {"error": str(error)}
                         log(f"  could not start {name}: {error}")
                         continue
-                    workers.append(worker)
-                    systems[name] = (worker, extra, None)
-                case = {"key": f"{model}/train/b32", "model": model, "batch": 32,
-                        "iters": 1}
-                measured = self.interleave(
-                    [case], systems, lambda c: {"op": "train", "model": c["model"],
-                                                "batch": c["batch"]},
-                    args.train_rounds, args.training_budget / len(models), f"training {model}")
+                    systems = {name: (worker, extra, None)}
+                    if reference is not None and reference.alive:
+                        systems = {"open_clip/fp32": (reference, {}, None), **systems}
+                    try:
+                        measured = self.interleave([case], systems, request, args.train_rounds,
+                                                   budget, f"training {model} {name}")
+                    finally:
+                        worker.close()
+                    entries = measured[case["key"]]
+                    group = self.summarise_training(case, entries)
+                    rows[name] = group[name]
+                    if "open_clip/fp32" in entries:
+                        ref_seconds += entries["open_clip/fp32"]["seconds"]
+                        ref_entry = entries["open_clip/fp32"]
             finally:
-                for worker in workers:
-                    worker.close()
-            results[case["key"]] = self.summarise_training(case, measured[case["key"]])
+                if reference is not None:
+                    reference.close()
+            if ref_entry:
+                ref_entry = dict(ref_entry, seconds=ref_seconds)
+                rows = {"open_clip/fp32": self.summarise_training(
+                    case, {"open_clip/fp32": ref_entry})["open_clip/fp32"], **rows}
+            results[case["key"]] = rows
         return {"cases": results, "rounds": args.train_rounds,
                 "optimizer": "AdamW lr 1e-5, betas (0.9, 0.98), eps 1e-6, weight decay 0.2",
-                "loss": "symmetric contrastive (open_clip ClipLoss / keras_clip compute_loss)"}
+                "loss": "symmetric contrastive (open_clip ClipLoss / keras_clip compute_loss)",
+                "method": "open_clip's process stays up; each other system runs in its own "
+                          "process, interleaved round by round with open_clip's step; ratios "
+                          "are paired within that system's rounds"}
 
     def summarise_training(self, case, entries):
         ref = entries.get("open_clip/fp32", {})
@@ -502,6 +535,10 @@ def parse_args(argv=None):
                         help="reference systems besides keras_clip")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for every system (default: all cores)")
+    parser.add_argument("--models", default=None,
+                        help="inference models (default vit_b32,rn50; quick: vit_b32)")
+    parser.add_argument("--train-models", default=None,
+                        help="training models (default mid,vit_b32; quick: mid)")
     parser.add_argument("--rounds", type=int, default=None, help="inference rounds")
     parser.add_argument("--train-rounds", type=int, default=None)
     parser.add_argument("--matmul-rounds", type=int, default=None)
@@ -510,6 +547,9 @@ def parse_args(argv=None):
     parser.add_argument("--training-budget", type=float, default=None)
     parser.add_argument("--setup-timeout", type=float, default=900)
     parser.add_argument("--export-backend", default="tensorflow")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="also time torch.compile on the torch backend (minutes of "
+                             "compilation per tower on 2 cores)")
     parser.add_argument("--cache-dir", default=os.environ.get(
         "KERAS_CLIP_BENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache",
                                                "keras_clip_bench")))
@@ -518,11 +558,13 @@ def parse_args(argv=None):
     args.backends = [b for b in args.backends.split(",") if b]
     args.systems = [s for s in args.systems.split(",") if s]
     quick = args.quick
-    args.rounds = args.rounds or (2 if quick else 5)
-    args.train_rounds = args.train_rounds or (2 if quick else 4)
+    args.models = (args.models or ("vit_b32" if quick else "vit_b32,rn50")).split(",")
+    args.train_models = (args.train_models or ("mid" if quick else "mid,vit_b32")).split(",")
+    args.rounds = args.rounds or (2 if quick else 4)
+    args.train_rounds = args.train_rounds or (2 if quick else 3)
     args.matmul_rounds = args.matmul_rounds or (1 if quick else 3)
-    args.inference_budget = args.inference_budget or (300 if quick else 900)
-    args.training_budget = args.training_budget or (200 if quick else 420)
+    args.inference_budget = args.inference_budget or (300 if quick else 600)
+    args.training_budget = args.training_budget or (200 if quick else 600)
     args.only = args.only or ["inference", "training", "data"]
     return args
 
@@ -536,14 +578,14 @@ def main(argv=None):
     machine["quick"] = args.quick
     log(f"machine: {machine.get('cpu')} x{machine['cpus']}, load {machine['load_average_at_start']}")
     harness.prepare_checkpoints()
+    if "data" in args.only:
+        harness.data()
     if "inference" in args.only:
         inference, flops = harness.inference()
         harness.write("inference", dict(inference, machine=machine))
         harness.write("flops", dict(flops, machine=machine))
     if "training" in args.only:
         harness.write("training", dict(harness.training(), machine=machine))
-    if "data" in args.only:
-        harness.data()
     machine["load_average_at_end"] = os.getloadavg()
     machine["wall_s"] = time.perf_counter() - started
     harness.write("machine", machine)

@@ -3,7 +3,7 @@
     KERAS_BACKEND=jax python benchmarks/worker_keras.py --checkpoints DIR
 
 Requests: `infer` with a `variant` (`fp32`, `bf16`, optionally suffixed
-`-xla` on TensorFlow or `-compile` on torch), `train` (model.compile(AdamW) +
+`-predict` (Keras' `predict_on_batch`), `-xla` on TensorFlow or `-compile` on torch), `train` (model.compile(AdamW) +
 train_on_batch, optionally `xla` / `remat`), `matmul`, `clear`, `versions`.
 The plain variants go through `model.encode_image` / `model.encode_text`,
 the path users call.
@@ -49,6 +49,8 @@ def to_numpy(x):
 
 def compiled_tower(tower, mode):
     """A function numpy -> numpy running `tower` under the backend's compiler."""
+    if mode == "predict":  # Keras' predict path (encode_* before it used XLA on TF)
+        return lambda x: to_numpy(tower.predict_on_batch(x))
     if mode == "xla" and BACKEND == "tensorflow":
         import tensorflow as tf
 
