@@ -1,5 +1,7 @@
 """The CLIP model: an image tower and a text tower in one embedding space."""
 
+import weakref
+
 import keras
 import numpy as np
 
@@ -13,10 +15,36 @@ from keras_clip.training.contrastive import ContrastiveTrainer
 from keras_clip.training.remat import remat_scope
 
 
+# TensorFlow: one XLA-compiled function per tower (compiled once per input shape).
+# On CPU, Keras' predict path runs the TF graph without XLA; XLA fuses the
+# LayerNorms, activations and attention softmax around the matmuls: 9-15% less
+# CPU time per ViT-B/32 batch measured (see benchmarks/results).
+_XLA_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _xla_function(tower):
+    fn = _XLA_FUNCTIONS.get(tower)
+    if fn is None:
+        import tensorflow as tf
+
+        tower_ref = weakref.ref(tower)  # the cache must not keep the tower alive
+        fn = tf.function(lambda x: tower_ref()(x, training=False), jit_compile=True)
+        _XLA_FUNCTIONS[tower] = fn
+    return fn
+
+
 def _run_tower(tower, inputs):
-    """Runs a tower compiled (`predict_on_batch`) on concrete inputs, traced otherwise."""
+    """Runs a tower compiled on concrete inputs (numpy in, numpy out), traced otherwise.
+
+    TensorFlow: an XLA-compiled `tf.function`; JAX and torch: `predict_on_batch`
+    (jitted on JAX).
+    """
     if isinstance(inputs, (np.ndarray, list, tuple)):
-        return tower.predict_on_batch(np.asarray(inputs))
+        inputs = np.asarray(inputs)
+        if keras.backend.backend() == "tensorflow":
+            dtype = keras.backend.standardize_dtype(tower.inputs[0].dtype)
+            return _xla_function(tower)(inputs.astype(dtype, copy=False)).numpy()
+        return tower.predict_on_batch(inputs)
     return tower(inputs, training=False)
 
 
