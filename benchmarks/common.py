@@ -66,6 +66,15 @@ def vit_image_flops(image_size=224, patch=32, width=768, layers=12, mlp=3072, em
     return flops + layers * per_layer + 2 * width * embed
 
 
+def warm_up(fn, x, calls):
+    """Runs `fn(x)` `calls` times (at least once); returns (first output, seconds taken)."""
+    start = time.perf_counter()
+    out = fn(x)
+    for _ in range(calls - 1):
+        fn(x)
+    return out, time.perf_counter() - start
+
+
 def time_calls(fn, x, iters):
     """Seconds per call of `fn(x)` averaged over `iters` calls (outputs materialised)."""
     start = time.perf_counter()

@@ -29,6 +29,7 @@ from common import (  # noqa: E402
     serve,
     time_calls,
     tower_input,
+    warm_up,
 )
 
 import keras  # noqa: E402
@@ -116,11 +117,8 @@ class KerasWorker:
                 encode = model.encode_image if req["tower"] == "image" else model.encode_text
                 fn = lambda x, encode=encode: to_numpy(encode(x))  # noqa: E731
             x = tower_input(req["model"], req["tower"], req["batch"])
-            start = time.perf_counter()
-            out = fn(x)
-            for _ in range(req.get("warmup", 2) - 1):
-                fn(x)
-            info = {"setup_s": time.perf_counter() - start, "rows": head_rows(out)}
+            out, seconds = warm_up(fn, x, req.get("warmup", 2))
+            info = {"setup_s": seconds, "rows": head_rows(out)}
             self.cases[key] = (fn, x)
         fn, x = self.cases[key]
         return dict(info, seconds=time_calls(fn, x, req.get("iters", 1)))

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from common import head_rows, serve, time_calls, tower_input  # noqa: E402
+from common import head_rows, serve, time_calls, tower_input, warm_up  # noqa: E402
 
 THREADS = int(os.environ.get("BENCH_THREADS", os.cpu_count()))
 TOWER_FILES = {"image": "image_encoder", "text": "text_encoder"}
@@ -63,16 +63,15 @@ class OnnxWorker:
         if key not in self.cases:
             start = time.perf_counter()
             session = self.session(req["model"], req["tower"], req["variant"])
+            load_seconds = time.perf_counter() - start
             name = session.get_inputs()[0].name
             x = tower_input(req["model"], req["tower"], req["batch"])
 
             def fn(x, session=session, name=name):
                 return session.run(["embeddings"], {name: x})[0]
 
-            out = fn(x)
-            for _ in range(req.get("warmup", 2) - 1):
-                fn(x)
-            info = {"setup_s": time.perf_counter() - start, "rows": head_rows(out)}
+            out, seconds = warm_up(fn, x, req.get("warmup", 2))
+            info = {"setup_s": load_seconds + seconds, "rows": head_rows(out)}
             self.cases[key] = (fn, x)
         fn, x = self.cases[key]
         return dict(info, seconds=time_calls(fn, x, req.get("iters", 1)))

@@ -28,6 +28,7 @@ from common import (  # noqa: E402
     serve,
     time_calls,
     tower_input,
+    warm_up,
 )
 
 THREADS = int(os.environ.get("BENCH_THREADS", os.cpu_count()))
@@ -170,12 +171,9 @@ class Reference:
                     out = raw(pixel_values=x) if tower == "image" else raw(input_ids=x)
                     return getattr(out, "pooler_output", out)
 
-            start = time.perf_counter()
             with torch.inference_mode():
-                out = fn(x)
-                for _ in range(req.get("warmup", 2) - 1):
-                    fn(x)
-            info = {"setup_s": time.perf_counter() - start, "rows": head_rows(out.float().numpy()),
+                out, seconds = warm_up(fn, x, req.get("warmup", 2))
+            info = {"setup_s": seconds, "rows": head_rows(out.float().numpy()),
                     "threads": torch.get_num_threads()}
             self.cases[key] = (fn, x)
         fn, x = self.cases[key]
