@@ -2,6 +2,7 @@
 the bundled template data, the evaluation datasets, and clear errors."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -163,7 +164,7 @@ def test_zero_shot_errors_say_what_was_received():
         ZeroShotClassifier(model, [], templates=["a {}."], tokenizer=tok)
     with pytest.raises(ValueError, match="sequence of str"):
         ZeroShotClassifier(model, "cat", templates=["a {}."], tokenizer=tok)
-    with pytest.raises(ValueError, match="exactly once"):
+    with pytest.raises(ValueError, match="exactly one"):
         ZeroShotClassifier(model, ["cat"], templates=["a photo"], tokenizer=tok)
     with pytest.raises(ValueError, match="Unknown template set 'nope'"):
         ZeroShotClassifier(model, ["cat"], templates="nope", tokenizer=tok)
@@ -175,6 +176,26 @@ def test_zero_shot_errors_say_what_was_received():
         clf.evaluate(images, [0, 5])
     with pytest.raises(ValueError, match="labels is None"):
         clf.evaluate(images)
+
+
+@pytest.mark.parametrize("template", ["a {name} of a {}.", "a {} or a {}.", "a {0}.",
+                                      "a {} {", "a {!r}.", "a photo of a {:>9}."])
+def test_templates_without_exactly_one_plain_field_are_refused_up_front(template):
+    tok = LookupTokenizer(TEXTS)
+    message = f"Template {template!r} must contain exactly one '{{}}'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ZeroShotClassifier(FakeCLIP(TABLE), ["cat"], templates=["a {}.", template],
+                           tokenizer=tok)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        resolve_templates(template)
+
+
+def test_template_with_escaped_braces_is_accepted():
+    assert resolve_templates("a {} {{sketch}}") == ["a {} {{sketch}}"]
+    tok = LookupTokenizer(["a cat {sketch}"])
+    weights = zero_shot_weights(FakeCLIP([[1, 0, 0]]), ["cat"], "a {} {{sketch}}",
+                                tokenizer=tok)
+    np.testing.assert_allclose(weights, [[1, 0, 0]])
 
 
 # ------------------------------------------------------------ bundled templates

@@ -25,6 +25,7 @@ Example:
 import functools
 import json
 import os
+import string
 
 _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 _FILES = {
@@ -101,17 +102,41 @@ def data_source(name):
     return _load(filename)["source"]
 
 
+def check_template(template):
+    """Raises ``ValueError`` unless ``template`` is a str with exactly one ``{}`` field.
+
+    Literal braces are written ``{{`` and ``}}``; named or numbered fields
+    (``{name}``, ``{0}``) and format specs are refused.
+
+    Example:
+        >>> check_template("a photo of a {}.")
+        >>> check_template("a {name}")
+        Traceback (most recent call last):
+        ValueError: Template 'a {name}' must contain exactly one '{}' ...
+    """
+    try:
+        fields = [field[1:] for field in string.Formatter().parse(template)
+                  if field[1] is not None]
+    except (TypeError, ValueError):  # not a str, or unbalanced braces
+        fields = None
+    if fields != [("", "", None)]:
+        raise ValueError(
+            f"Template {template!r} must contain exactly one '{{}}' (replaced by the class "
+            "name) and no other replacement field; write literal braces as '{{' and '}}'.")
+
+
 def resolve_templates(templates):
     """Checks and returns templates as a list: a set name, one template or a sequence.
 
-    Every template must contain ``{}`` exactly once.
+    Every template must contain exactly one ``{}`` (see ``check_template``).
 
     Example:
         >>> resolve_templates("a sketch of a {}.")
         ['a sketch of a {}.']
     """
     if isinstance(templates, str):
-        templates = [templates] if "{}" in templates else get_templates(templates)
+        is_template = "{" in templates or "}" in templates
+        templates = [templates] if is_template else get_templates(templates)
     try:
         templates = list(templates)
     except TypeError:
@@ -121,8 +146,6 @@ def resolve_templates(templates):
     if not templates:
         raise ValueError("templates is empty; expected at least one template such as "
                          "'a photo of a {}.'.")
-    for t in templates:
-        if not isinstance(t, str) or t.count("{}") != 1:
-            raise ValueError(
-                f"Each template must be a str containing '{{}}' exactly once; received {t!r}.")
+    for template in templates:
+        check_template(template)
     return templates
