@@ -50,9 +50,29 @@ def _from_dict(cls, values, where):
     return cls(**values)
 
 
+class _SectionConfig:
+    """`to_dict()` / `from_dict()` for a tower section; `from_dict` rejects unknown keys."""
+
+    section = "config"
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds the section from a plain dict, naming any unknown key."""
+        return _from_dict(cls, values, f"the `{cls.section}` section")
+
+    def to_dict(self):
+        """A JSON-ready dict that `from_dict` reads back."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+
 @dataclasses.dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(_SectionConfig):
     """Vision transformer image tower (OpenAI `VisionTransformer`)."""
+
+    section = "vision"
 
     image_size: int
     width: int
@@ -91,8 +111,10 @@ class ViTConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ResNetConfig:
+class ResNetConfig(_SectionConfig):
     """Modified ResNet image tower with attention pooling (OpenAI `ModifiedResNet`)."""
+
+    section = "vision"
 
     image_size: int
     width: int
@@ -133,8 +155,10 @@ class ResNetConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TextConfig:
+class TextConfig(_SectionConfig):
     """Causal text transformer (OpenAI text tower)."""
+
+    section = "text"
 
     width: int
     layers: int
@@ -199,8 +223,8 @@ class CLIPConfig:
         )
         text = values.pop("text", None)
         _require(text is not None, "A CLIP config needs a `text` section.")
-        values["vision"] = _from_dict(vision_classes[vision_type], vision, "the `vision` section")
-        values["text"] = _from_dict(TextConfig, text, "the `text` section")
+        values["vision"] = vision_classes[vision_type].from_dict(vision)
+        values["text"] = TextConfig.from_dict(text)
         return _from_dict(cls, values, "the CLIP config")
 
     @classmethod
@@ -210,9 +234,7 @@ class CLIPConfig:
 
     def to_dict(self):
         values = dataclasses.asdict(self)
-        values["vision"]["type"] = self.vision.type
-        if isinstance(self.vision, ResNetConfig):
-            values["vision"]["layers"] = list(self.vision.layers)
+        values.update(vision=self.vision.to_dict(), text=self.text.to_dict())
         return values
 
     def to_json(self, path):

@@ -1,6 +1,8 @@
 """CLIP model: shapes, serialization round trips, and clear errors on bad input."""
 
+import json
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -71,6 +73,38 @@ def test_get_config_round_trip_for_model_and_towers(tiny_clip_config):
         rebuilt = tower.__class__.from_config(tower.get_config())
         assert rebuilt.get_config() == tower.get_config()
         assert [w.shape for w in rebuilt.weights] == [w.shape for w in tower.weights]
+
+
+@pytest.mark.parametrize("tower_name", ["image_encoder", "text_encoder"])
+def test_tower_config_with_a_misspelled_key_raises(tiny_clip_config, tower_name):
+    tower = getattr(keras_clip.CLIP(tiny_clip_config), tower_name)
+    config = tower.get_config()
+    config[tower.section]["widht"] = 64
+    with pytest.raises(ValueError, match="widht"):
+        tower.__class__.from_config(config)
+
+
+def test_clip_config_with_a_misspelled_key_raises(tiny_clip_config):
+    config = keras_clip.CLIP(tiny_clip_config).get_config()
+    config["config"]["text"]["layres"] = 2
+    with pytest.raises(ValueError, match="layres"):
+        keras_clip.CLIP.from_config(config)
+
+
+def test_keras_file_with_a_misspelled_config_key_raises(tmp_path):
+    path = tmp_path / "image.keras"
+    keras_clip.CLIP(tiny_config("vit")).image_encoder.save(path)
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    config["config"]["vision"]["patch_szie"] = 8
+    files["config.json"] = json.dumps(config).encode()
+    edited = tmp_path / "edited.keras"
+    with zipfile.ZipFile(edited, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match="patch_szie"):
+        keras.saving.load_model(edited)
 
 
 def test_tower_saves_alone(tmp_path):

@@ -5,14 +5,12 @@ import weakref
 import keras
 import numpy as np
 
-from keras_clip.config import CLIPConfig, ResNetConfig
+from keras_clip.config import CLIPConfig
 from keras_clip.layers import ContrastiveLogits
-from keras_clip.models.modified_resnet import ModifiedResNetEncoder
+from keras_clip.models.remat import image_tower_class, remat_scope
 from keras_clip.models.text_transformer import TextTransformerEncoder
 from keras_clip.models.towers import validate_images, validate_token_ids
-from keras_clip.models.vision_transformer import VisionTransformerEncoder
 from keras_clip.training.contrastive import ContrastiveTrainer
-from keras_clip.training.remat import remat_scope
 
 
 # TensorFlow: one XLA-compiled function per tower (compiled once per input shape).
@@ -50,9 +48,7 @@ def _run_tower(tower, inputs):
 
 def build_image_encoder(config, dtype=None):
     """Builds the image tower that `config.vision` describes."""
-    encoder = ModifiedResNetEncoder if isinstance(config.vision, ResNetConfig) else (
-        VisionTransformerEncoder
-    )
+    encoder = image_tower_class(config.vision)
     return encoder(config.vision, config.embed_dim, dtype=dtype, name="image_encoder")
 
 
@@ -69,7 +65,7 @@ class CLIP(ContrastiveTrainer, keras.Model):
         config: a `CLIPConfig` or its dict (see `keras_clip/presets/configs`).
         dtype: optional dtype policy for every layer (e.g. `"bfloat16"`).
         remat: gradient checkpointing: `False` or `True` (each residual block
-            is recomputed in the backward pass); see `keras_clip.training.remat_scope`.
+            is recomputed in the backward pass); see `keras_clip.models.remat.remat_scope`.
 
     Training: `model.compile(optimizer=...)` then `model.fit(dataset)` with a
     dataset of `{"images", "token_ids"}` (see `keras_clip.training`).

@@ -5,10 +5,11 @@ from keras import layers
 
 from keras_clip.config import ResNetConfig
 from keras_clip.layers import AttentionPool2d, Bottleneck
+from keras_clip.models.towers import Tower
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
-class ModifiedResNetEncoder(keras.Model):
+class ModifiedResNetEncoder(Tower):
     """Images `(B, S, S, 3)` -> projected embeddings `(B, embed_dim)`.
 
     Stem of three 3x3 convolutions (the first with stride 2) and a 2x2 average
@@ -27,8 +28,24 @@ class ModifiedResNetEncoder(keras.Model):
         (None, 32)
     """
 
+    section = "vision"
+    config_class = ResNetConfig
+
+    @staticmethod
+    def block_name(stage, index):
+        """The layer name of bottleneck `index` (0-based) of `stage` (1-based, as OpenAI's)."""
+        return f"layer{stage}_{index}"
+
+    @classmethod
+    def block_names(cls, config):
+        return [
+            cls.block_name(stage, index)
+            for stage, depth in enumerate(config.layers, start=1)
+            for index in range(depth)
+        ]
+
     def __init__(self, vision, embed_dim, dtype=None, **kwargs):
-        config = vision if isinstance(vision, ResNetConfig) else ResNetConfig(**vision)
+        config = self.parse_config(vision)
         images = keras.Input((config.image_size, config.image_size, 3), name="images")
         x = images
         stem = ((config.width // 2, 2), (config.width // 2, 1), (config.width, 1))
@@ -47,31 +64,13 @@ class ModifiedResNetEncoder(keras.Model):
             for block in range(depth):
                 stride = 2 if stage > 0 and block == 0 else 1
                 x = Bottleneck(
-                    planes, stride=stride, name=f"layer{stage + 1}_{block}", dtype=dtype
+                    planes, stride=stride, name=self.block_name(stage + 1, block), dtype=dtype
                 )(x)
         x = AttentionPool2d(
             config.image_size // 32, config.heads, embed_dim, name="attnpool", dtype=dtype
         )(x)
-        super().__init__(inputs=images, outputs=x, **kwargs)
-        self.config = config
-        self.embed_dim = embed_dim
-        self.dtype_override = dtype
+        super().__init__(images, x, config, embed_dim, dtype, **kwargs)
 
     @property
     def image_size(self):
         return self.config.image_size
-
-    def get_config(self):
-        vision = self.config.__dict__.copy()
-        vision["layers"] = list(vision["layers"])
-        return {
-            "vision": vision,
-            "embed_dim": self.embed_dim,
-            "dtype": self.dtype_override,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

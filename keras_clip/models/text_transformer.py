@@ -5,10 +5,11 @@ from keras import layers
 
 from keras_clip.config import TextConfig
 from keras_clip.layers import EndOfTextPooling, ResidualAttentionBlock, TokenAndPositionEmbedding
+from keras_clip.models.towers import Tower
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
-class TextTransformerEncoder(keras.Model):
+class TextTransformerEncoder(Tower):
     """Token ids `(B, L)` -> projected embeddings `(B, embed_dim)`.
 
     Token and position embeddings, pre-LN causal transformer, `ln_final`, the
@@ -26,8 +27,20 @@ class TextTransformerEncoder(keras.Model):
         (None, 32)
     """
 
+    section = "text"
+    config_class = TextConfig
+
+    @staticmethod
+    def block_name(index):
+        """The layer name of residual block `index` (0-based)."""
+        return f"resblocks_{index}"
+
+    @classmethod
+    def block_names(cls, config):
+        return [cls.block_name(index) for index in range(config.layers)]
+
     def __init__(self, text, embed_dim, dtype=None, **kwargs):
-        config = text if isinstance(text, TextConfig) else TextConfig(**text)
+        config = self.parse_config(text)
         token_ids = keras.Input((config.context_length,), dtype="int32", name="token_ids")
         x = TokenAndPositionEmbedding(
             config.vocab_size, config.context_length, config.width, name="embeddings", dtype=dtype
@@ -39,7 +52,7 @@ class TextTransformerEncoder(keras.Model):
                 activation=config.activation,
                 causal=True,
                 layer_norm_epsilon=config.layer_norm_epsilon,
-                name=f"resblocks_{index}",
+                name=self.block_name(index),
                 dtype=dtype,
             )(x)
         x = layers.LayerNormalization(
@@ -47,24 +60,8 @@ class TextTransformerEncoder(keras.Model):
         )(x)
         x = EndOfTextPooling(name="eot_pooling", dtype=dtype)(x, token_ids)
         x = layers.Dense(embed_dim, use_bias=False, name="text_projection", dtype=dtype)(x)
-        super().__init__(inputs=token_ids, outputs=x, **kwargs)
-        self.config = config
-        self.embed_dim = embed_dim
-        self.dtype_override = dtype
+        super().__init__(token_ids, x, config, embed_dim, dtype, **kwargs)
 
     @property
     def context_length(self):
         return self.config.context_length
-
-    def get_config(self):
-        return {
-            "text": self.config.__dict__.copy(),
-            "embed_dim": self.embed_dim,
-            "dtype": self.dtype_override,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

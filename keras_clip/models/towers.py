@@ -1,7 +1,59 @@
-"""Shared plumbing of the tower models: config round trip and input checks."""
+"""Shared plumbing of the tower models: one base class (config round trip) and input checks."""
 
+import keras
 import numpy as np
 from keras import ops
+
+
+class Tower(keras.Model):
+    """Base of the three towers: a functional model built from one config section.
+
+    A subclass names its section (`section`, the `get_config` key), its config
+    class (`config_class`) and its residual blocks (`block_names`), builds its
+    graph, then calls `super().__init__(inputs, outputs, config, embed_dim, dtype)`.
+    The config round trip goes through the config's validating `to_dict` /
+    `from_dict`, so a misspelled key raises a `ValueError` (a `.keras` file too).
+
+    Example:
+        >>> from keras_clip.models import TextTransformerEncoder
+        >>> tower = TextTransformerEncoder({"width": 64, "layers": 1}, embed_dim=32)
+        >>> TextTransformerEncoder.from_config(tower.get_config()).embed_dim
+        32
+    """
+
+    section = None
+    config_class = None
+
+    @classmethod
+    def parse_config(cls, values):
+        """The section config from a config object or its dict."""
+        if isinstance(values, cls.config_class):
+            return values
+        return cls.config_class.from_dict(values)
+
+    @classmethod
+    def block_names(cls, config):
+        """The layer names of the residual blocks `config` gives (for remat and checkpoints)."""
+        raise NotImplementedError
+
+    def __init__(self, inputs, outputs, config, embed_dim, dtype=None, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.config = config
+        self.embed_dim = embed_dim
+        self.dtype_override = dtype
+
+    def get_config(self):
+        return {
+            self.section: self.config.to_dict(),
+            "embed_dim": self.embed_dim,
+            "dtype": self.dtype_override,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
 def validate_images(images, image_size):

@@ -5,10 +5,11 @@ from keras import layers
 
 from keras_clip.config import ViTConfig
 from keras_clip.layers import ClassTokenAndPositionEmbedding, ResidualAttentionBlock
+from keras_clip.models.towers import Tower
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
-class VisionTransformerEncoder(keras.Model):
+class VisionTransformerEncoder(Tower):
     """Images `(B, S, S, 3)` -> projected embeddings `(B, embed_dim)`.
 
     Conv patch embedding (no bias), class token and positions, `ln_pre`,
@@ -28,8 +29,20 @@ class VisionTransformerEncoder(keras.Model):
         (None, 32)
     """
 
+    section = "vision"
+    config_class = ViTConfig
+
+    @staticmethod
+    def block_name(index):
+        """The layer name of residual block `index` (0-based)."""
+        return f"resblocks_{index}"
+
+    @classmethod
+    def block_names(cls, config):
+        return [cls.block_name(index) for index in range(config.layers)]
+
     def __init__(self, vision, embed_dim, dtype=None, **kwargs):
-        config = vision if isinstance(vision, ViTConfig) else ViTConfig(**vision)
+        config = self.parse_config(vision)
         images = keras.Input((config.image_size, config.image_size, 3), name="images")
         x = layers.Conv2D(
             config.width,
@@ -49,29 +62,13 @@ class VisionTransformerEncoder(keras.Model):
                 config.mlp_dim,
                 activation=config.activation,
                 layer_norm_epsilon=eps,
-                name=f"resblocks_{index}",
+                name=self.block_name(index),
                 dtype=dtype,
             )(x)
         x = layers.LayerNormalization(epsilon=eps, name="ln_post", dtype=dtype)(x[:, 0])
         x = layers.Dense(embed_dim, use_bias=False, name="proj", dtype=dtype)(x)
-        super().__init__(inputs=images, outputs=x, **kwargs)
-        self.config = config
-        self.embed_dim = embed_dim
-        self.dtype_override = dtype
+        super().__init__(images, x, config, embed_dim, dtype, **kwargs)
 
     @property
     def image_size(self):
         return self.config.image_size
-
-    def get_config(self):
-        return {
-            "vision": self.config.__dict__.copy(),
-            "embed_dim": self.embed_dim,
-            "dtype": self.dtype_override,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -99,7 +99,7 @@ def _batch_norm(targets, prefix, layer):
 
 def _resblocks(targets, prefix, encoder, count):
     for index in range(count):
-        block = encoder.get_layer(f"resblocks_{index}")
+        block = encoder.get_layer(encoder.block_name(index))
         key = f"{prefix}.{index}"
         _layer_norm(targets, f"{key}.ln_1", block.ln_1)
         targets[f"{key}.attn.in_proj_weight"] = (block.attn.in_proj.kernel, _transpose)
@@ -128,7 +128,7 @@ def _resnet_targets(targets, encoder):
         _batch_norm(targets, f"visual.bn{index}", encoder.get_layer(f"bn{index}"))
     for stage, depth in enumerate(encoder.config.layers, start=1):
         for index in range(depth):
-            block = encoder.get_layer(f"layer{stage}_{index}")
+            block = encoder.get_layer(encoder.block_name(stage, index))
             key = f"visual.layer{stage}.{index}"
             for part in (1, 2, 3):
                 targets[f"{key}.conv{part}.weight"] = (getattr(block, f"conv{part}").kernel, _conv)

@@ -1,7 +1,7 @@
 """Gradient checkpointing (rematerialisation) of CLIP's residual blocks.
 
 Example:
-    >>> from keras_clip.training.remat import remat_scope
+    >>> from keras_clip.models.remat import remat_scope
     >>> with remat_scope(False, config=None):
     ...     pass
 """
@@ -11,17 +11,20 @@ import contextlib
 import keras
 
 from keras_clip.config import ResNetConfig
+from keras_clip.models.modified_resnet import ModifiedResNetEncoder
+from keras_clip.models.text_transformer import TextTransformerEncoder
+from keras_clip.models.vision_transformer import VisionTransformerEncoder
+
+
+def image_tower_class(vision):
+    """The tower class of a vision config: ResNet or ViT."""
+    return ModifiedResNetEncoder if isinstance(vision, ResNetConfig) else VisionTransformerEncoder
 
 
 def remat_block_names(config):
     """Names of the layers rematerialised for `config`: every residual block of both towers."""
-    names = {f"resblocks_{i}" for i in range(config.text.layers)}
-    vision = config.vision
-    if isinstance(vision, ResNetConfig):
-        for stage, depth in enumerate(vision.layers):
-            names.update(f"layer{stage + 1}_{block}" for block in range(depth))
-    else:
-        names.update(f"resblocks_{i}" for i in range(vision.layers))
+    names = set(TextTransformerEncoder.block_names(config.text))
+    names.update(image_tower_class(config.vision).block_names(config.vision))
     return sorted(names)
 
 
