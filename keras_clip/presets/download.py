@@ -1,17 +1,30 @@
 """Pretrained weights for the built-in presets: download, verify, convert, cache.
 
 Weights come from the Hugging Face Hub (`open_clip_model.safetensors`, OpenAI
-key names) through `huggingface_hub`, pinned to the revision in
+key names) through `huggingface_hub`'s HTTP session, pinned to the revision in
 `weights.json` and checked against its SHA-256 where one is recorded. They
 are converted once, in float32, and cached as a preset folder under
 `$KERAS_CLIP_CACHE` (default `~/.cache/keras_clip`). `HF_ENDPOINT`, read at
 call time, selects another hub server (a mirror, or a test server).
 
+Every download is also checked against the hub's own description of the file
+(its ETag, which for Git LFS files is the SHA-256, and its size), and must
+finish within `$KERAS_CLIP_DOWNLOAD_TIMEOUT` seconds (default 3600), so a
+server that drips bytes cannot hang the caller.
+
 The cache only ever holds complete, verified folders: the file is downloaded
-and converted in a scratch folder next to the cache and the converted folder
-is moved into place in one rename. A preset without a recorded SHA-256 is
-downloaded with a warning; its tensors are still checked, name by name and
-shape by shape, against the preset's architecture before anything is cached.
+and converted in a `.download-*` scratch folder next to the cache and the
+converted folder is moved into place in one rename. A valid cached folder is
+never moved or removed by a later download (readers never miss it); an
+unreadable leftover is overwritten file by file. Scratch folders left by a
+killed download are removed by the next download once a day old.
+
+A preset without a recorded SHA-256 is downloaded with a warning; its tensors
+are still checked, name by name and shape by shape, against the preset's
+architecture, and its cache entry records the file's SHA-256 and the hub's
+ETag. Each later load asks the hub (a few seconds at most; offline, the cache
+is used silently) whether it still serves that file; if not, the entry is
+evicted and the new file downloaded.
 
 Example:
     >>> model = keras_clip.from_preset("vit_b32")  # doctest: +SKIP
@@ -19,18 +32,37 @@ Example:
     >>> model = keras_clip.from_preset("open_clip_model.safetensors")  # doctest: +SKIP
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
+import time
 import warnings
 from importlib import resources
 
 from keras_clip.presets.checkpoint_files import read_state_dict
-from keras_clip.presets.preset_folder import is_preset_folder, load_preset_folder
+from keras_clip.presets.preset_folder import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    is_preset_folder,
+    load_preset_folder,
+)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SOURCE_FILE = "source.json"  # provenance written next to the converted weights
+TIMEOUT_VARIABLE = "KERAS_CLIP_DOWNLOAD_TIMEOUT"
+DEFAULT_DOWNLOAD_TIMEOUT = 3600.0  # seconds for one whole download
+READ_TIMEOUT = 10.0  # seconds without a byte before a request fails
+REVALIDATE_TIMEOUT = 3.0  # seconds for the hub check of a cached unpinned entry
+SCRATCH_PREFIX = ".download-"
+STALE_SCRATCH_AGE = 24 * 3600.0  # seconds
+
+
+class DownloadTimeoutError(TimeoutError):
+    """A download did not finish within `download_timeout()` seconds."""
 
 
 def weight_sources():
@@ -38,6 +70,7 @@ def weight_sources():
 
     `revision` is a commit hash, or `"main"` where no pinned commit is known;
     `sha256` and `size_bytes` describe the file, or are None where unknown.
+    Keys starting with `_` (such as `_source`) document where a pin was read.
     """
     text = resources.files("keras_clip.presets").joinpath("weights.json").read_text()
     return json.loads(text)
@@ -52,6 +85,26 @@ def cache_root():
 def cache_folder(name, source):
     """The cached preset folder of preset `name` for the weight `source`."""
     return os.path.join(cache_root(), f"{name}-{source['revision'][:12]}")
+
+
+def download_timeout():
+    """Seconds one download may take in all (`$KERAS_CLIP_DOWNLOAD_TIMEOUT`, default 3600).
+
+    Example:
+        >>> os.environ["KERAS_CLIP_DOWNLOAD_TIMEOUT"] = "7200"  # doctest: +SKIP
+        >>> download_timeout()  # doctest: +SKIP
+        7200.0
+    """
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_DOWNLOAD_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds, got {text!r}.")
+    return seconds
 
 
 def sha256_of(path):
@@ -73,32 +126,82 @@ def source_url(source, endpoint=None):
     return f"{endpoint}/{source['repo_id']}/resolve/{source['revision']}/{source['filename']}"
 
 
-def _download(name, source, directory):
-    from huggingface_hub import hf_hub_download
+def _hub_metadata(source, timeout):
+    """The hub's `HfFileMetadata` (etag, size, commit_hash) of `source`'s file."""
+    import huggingface_hub.constants
+    from huggingface_hub import get_hf_file_metadata
+    from huggingface_hub.utils import OfflineModeIsEnabled
 
-    endpoint = _endpoint()
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        raise OfflineModeIsEnabled("HF_HUB_OFFLINE is set")
+    return get_hf_file_metadata(source_url(source), timeout=timeout, endpoint=_endpoint())
+
+
+def _fetch(url, path, deadline):
+    """Streams `url` into `path`; raises `DownloadTimeoutError` past `deadline`."""
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    headers = {**build_hf_headers(), "Accept-Encoding": "identity"}
+    timeout = max(min(READ_TIMEOUT, deadline - time.monotonic()), 0.1)
+    with get_session().stream(
+        "GET", url, headers=headers, follow_redirects=True, timeout=timeout
+    ) as response:
+        hf_raise_for_status(response)
+        with open(path, "wb") as file:
+            for chunk in response.iter_bytes():  # as the bytes arrive, never buffered up
+                file.write(chunk)
+                if time.monotonic() > deadline:
+                    raise DownloadTimeoutError(f"{file.tell()} bytes received")
+
+
+def _download(name, source, directory):
+    """Downloads `source`'s file into `directory`: `(path, hub metadata)`."""
+    timeout = download_timeout()
+    deadline = time.monotonic() + timeout
+    url = source_url(source)
+    path = os.path.join(directory, source["filename"])
+    os.makedirs(directory, exist_ok=True)
     try:
-        return hf_hub_download(
-            source["repo_id"],
-            source["filename"],
-            revision=source["revision"],
-            local_dir=directory,
-            endpoint=endpoint,
-        )
+        metadata = _hub_metadata(source, timeout=min(READ_TIMEOUT, timeout))
+        _fetch(url, path, deadline)
+    except DownloadTimeoutError as error:
+        raise DownloadTimeoutError(
+            f"Downloading {source['filename']} for '{name}' from {url} did not finish within "
+            f"{timeout:g} s ({error}): the server is too slow or stalled. Nothing was cached. "
+            f"Set {TIMEOUT_VARIABLE} to more seconds, or load a local copy with "
+            f"keras_clip.from_preset('/path/to/{source['filename']}')."
+        ) from None
     except Exception as error:  # offline, HTTP errors, repository moved...
         expected = source.get("sha256") or "not recorded"
         raise OSError(
             f"Could not download the pretrained weights of '{name}': {source['filename']} "
-            f"from {source_url(source, endpoint)} ({type(error).__name__}: {error}). "
+            f"from {url} ({type(error).__name__}: {error}). "
             f"Without access to that server, fetch the file elsewhere (repository "
             f"{source['repo_id']}, revision {source['revision']}, SHA-256 {expected}), copy "
             f"it to this machine and load it with keras_clip.from_preset("
             f"'/path/to/{source['filename']}'), or set HF_ENDPOINT to a reachable mirror."
         ) from error
+    return path, metadata
 
 
-def _verify(name, source, path):
-    """Checks the SHA-256 (or warns that there is none); returns the file's digest."""
+def _is_sha256(text):
+    return bool(re.fullmatch(r"[0-9a-f]{64}", text or ""))
+
+
+def _check_hub_metadata(name, source, path, digest, metadata):
+    """Raises when the file is not the one the hub describes (LFS SHA-256 ETag, size)."""
+    etag, size = (metadata.etag or "").lower(), os.path.getsize(path)
+    if (_is_sha256(etag) and etag != digest) or metadata.size not in (None, size):
+        raise ValueError(
+            f"The {source['filename']} downloaded for '{name}' from {source_url(source)} is "
+            f"not the file the hub describes: its SHA-256 is {digest} ({size} bytes), the hub "
+            f"reports ETag {metadata.etag} ({metadata.size} bytes). It was corrupted or "
+            f"changed in transit. Nothing was cached; try again."
+        )
+
+
+def _verify(name, source, path, metadata):
+    """Checks the SHA-256 (or warns that there is none) and the hub's ETag; returns the digest."""
     actual = sha256_of(path)
     expected = source.get("sha256")
     if not expected:
@@ -118,6 +221,7 @@ def _verify(name, source, path):
             f"cached; try again, or load a verified local copy with keras_clip.from_preset("
             f"'/path/to/{source['filename']}')."
         )
+    _check_hub_metadata(name, source, path, actual, metadata)
     return actual
 
 
@@ -138,23 +242,107 @@ def _convert(name, source, config, path):
     return model
 
 
-def _publish(staged, folder, scratch):
-    """Moves the finished folder `staged` to `folder` in one rename."""
-    if os.path.lexists(folder):  # an unreadable leftover: move it away, it goes with scratch
-        os.replace(folder, os.path.join(scratch, "replaced"))
+def _write_record(staged, source, digest, metadata):
+    """Writes `source.json`: where the file came from, its digests, the hub's ETag."""
+    record = {key: source.get(key) for key in ("repo_id", "filename", "revision")}
+    record.update(
+        endpoint=_endpoint(),
+        sha256=digest,
+        pinned=bool(source.get("sha256")),
+        hub_etag=metadata.etag,
+        hub_commit=metadata.commit_hash,
+        files={file: sha256_of(os.path.join(staged, file)) for file in (CONFIG_FILE, WEIGHTS_FILE)},
+    )
+    with open(os.path.join(staged, SOURCE_FILE), "w", encoding="utf-8") as file:
+        json.dump(record, file, indent=2)
+        file.write("\n")
+
+
+def _read_record(folder):
+    """The `source.json` of a cache entry as a dict, or None if missing or unreadable."""
     try:
-        os.replace(staged, folder)
+        with open(os.path.join(folder, SOURCE_FILE), encoding="utf-8") as file:
+            record = json.load(file)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _is_valid_entry(folder):
+    """True if every file recorded in the entry's `source.json` has its recorded SHA-256."""
+    files = (_read_record(folder) or {}).get("files")
+    if not isinstance(files, dict) or not files:
+        return False
+    try:
+        return all(sha256_of(os.path.join(folder, file)) == sha for file, sha in files.items())
     except OSError:
-        if not is_preset_folder(folder):  # not a concurrent process's finished copy
+        return False
+
+
+def _publish(staged, folder):
+    """Moves the finished folder `staged` to `folder`, never removing a valid entry.
+
+    A valid entry already there (a concurrent download finished first) is kept
+    and `staged` discarded; an invalid leftover is overwritten file by file,
+    `source.json` last, so the folder never disappears for a reader.
+    """
+    try:
+        os.rename(staged, folder)  # fails if `folder` exists and is not an empty folder
+        return
+    except OSError:
+        if not os.path.lexists(folder):
             raise
+    if _is_valid_entry(folder):
+        return
+    if not os.path.isdir(folder) or os.path.islink(folder):  # a stray file in the way
+        os.remove(folder)
+        os.rename(staged, folder)
+        return
+    for file in sorted(os.listdir(staged), key=lambda file: file == SOURCE_FILE):
+        os.replace(os.path.join(staged, file), os.path.join(folder, file))
 
 
-def _load_cached(name, folder, dtype):
+def _remove_stale_scratch(root):
+    """Removes `.download-*` folders older than a day (left by killed downloads)."""
+    oldest = time.time() - max(STALE_SCRATCH_AGE, download_timeout())
+    for entry in os.scandir(root):
+        with contextlib.suppress(OSError):  # a concurrent cleaner got there first
+            if entry.name.startswith(SCRATCH_PREFIX) and entry.stat().st_mtime < oldest:
+                shutil.rmtree(entry.path)
+
+
+def _hub_still_serves(source, record):
+    """False if the hub now reports another ETag than the cached entry's; True if offline."""
+    try:
+        etag = _hub_metadata(source, timeout=REVALIDATE_TIMEOUT).etag
+    except Exception:  # offline, slow or unreachable hub: trust the cache
+        return True
+    return not etag or etag.lower() in (record.get("hub_etag"), record.get("sha256"))
+
+
+def _evict(folder, record):
+    """Moves the cache entry `folder` away, unless another process replaced it meanwhile."""
+    with tempfile.TemporaryDirectory(dir=cache_root(), prefix=SCRATCH_PREFIX) as scratch:
+        if _read_record(folder) == record:
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(folder, os.path.join(scratch, "evicted"))
+
+
+def _load_cached(name, source, folder, dtype):
     if not is_preset_folder(folder):
+        return None
+    record = _read_record(folder) or {}
+    if not source.get("sha256") and not _hub_still_serves(source, record):
+        warnings.warn(
+            f"The hub no longer serves the {source['filename']} cached for '{name}' in "
+            f"{folder} (SHA-256 {record.get('sha256')}); removing it and downloading again.",
+            stacklevel=3,
+        )
+        _evict(folder, record)
         return None
     try:
         return load_preset_folder(folder, dtype=dtype)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         warnings.warn(
             f"The cached weights of '{name}' in {folder} are unreadable ({error}); "
             "downloading them again.",
@@ -167,7 +355,9 @@ def load_pretrained(name, config, dtype=None):
     """Returns the CLIP preset `name` with its pretrained weights.
 
     The first call downloads, verifies and converts the weights and caches the
-    result under `cache_root()`; later calls read the cache without network.
+    result under `cache_root()`; later calls read the cache without network
+    (for an unpinned preset, after a short check that the hub still serves
+    the same file, skipped when offline).
 
     Args:
         name: a built-in preset name with an entry in `weights.json`.
@@ -176,27 +366,27 @@ def load_pretrained(name, config, dtype=None):
             holds float32 weights.
 
     Raises:
-        OSError: the file could not be downloaded (offline, server down...).
-        ValueError: the file is corrupt, truncated, or does not fit `config`.
+        OSError: the file could not be downloaded (offline, server down...);
+            `DownloadTimeoutError` (an `OSError`) past `download_timeout()`.
+        ValueError: the file is corrupt, truncated, non-finite, not the file
+            the hub describes, or does not fit `config`.
     """
     source = weight_sources()[name]
     folder = cache_folder(name, source)
-    model = _load_cached(name, folder, dtype)
+    model = _load_cached(name, source, folder, dtype)
     if model is not None:
         return model
-    os.makedirs(cache_root(), exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_root(), prefix=".download-") as scratch:
-        path = _download(name, source, os.path.join(scratch, "download"))
-        digest = _verify(name, source, path)
+    root = cache_root()
+    os.makedirs(root, exist_ok=True)
+    _remove_stale_scratch(root)
+    with tempfile.TemporaryDirectory(dir=root, prefix=SCRATCH_PREFIX) as scratch:
+        path, metadata = _download(name, source, os.path.join(scratch, "download"))
+        digest = _verify(name, source, path, metadata)
         model = _convert(name, source, config, path)
         staged = os.path.join(scratch, "preset")
         model.save_to_preset(staged)
-        provenance = {key: source.get(key) for key in ("repo_id", "filename", "revision")}
-        provenance.update(endpoint=_endpoint(), sha256=digest, pinned=bool(source.get("sha256")))
-        with open(os.path.join(staged, SOURCE_FILE), "w", encoding="utf-8") as file:
-            json.dump(provenance, file, indent=2)
-            file.write("\n")
-        _publish(staged, folder, scratch)
+        _write_record(staged, source, digest, metadata)
+        _publish(staged, folder)
     if dtype is not None:  # converted in float32; cast on the way out of the cache
         return load_preset_folder(folder, dtype=dtype)
     return model
