@@ -2,30 +2,68 @@
 
 `.safetensors` is read with `safetensors.numpy` (no torch needed). Pickle-based
 `.bin` / `.pt` / `.pth` files are read with `torch.load(weights_only=True)`,
-which refuses anything but tensors and plain containers; OpenAI's TorchScript
-archives are read with `torch.jit.load`, whose loader only rebuilds TorchScript
-modules and tensors (no Python code of the file is executed).
+which refuses anything but tensors and plain containers. TorchScript archives
+(OpenAI's `.pt` files) are never given to `torch.jit.load`, which runs the
+archive's code: `torchscript_archive` reads their tensors with a restricted
+unpickler. Every floating tensor must be finite (`check_finite`).
 """
 
 import os
-import zipfile
 
 import numpy as np
+
+from keras_clip.presets.torchscript_archive import is_torchscript, read_torchscript
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 
 
 def read_state_dict(path):
-    """Returns the tensors stored in `path` as float32-or-native numpy arrays."""
+    """Returns the tensors stored in `path` as float32-or-native numpy arrays.
+
+    Raises `ValueError` for unreadable files and for NaN/inf in any tensor.
+    """
     if not os.path.isfile(path):
         raise ValueError(f"No such checkpoint file: {path}")
     if path.endswith(".safetensors"):
-        return _read_safetensors(path)
-    if path.endswith(PICKLE_SUFFIXES):
-        return _read_torch(path)
-    raise ValueError(
-        f"Unknown checkpoint format {path!r}: expected .safetensors, .bin, .pt or .pth."
-    )
+        arrays = _read_safetensors(path)
+    elif path.endswith(PICKLE_SUFFIXES) and is_torchscript(path):
+        arrays = {key: _float32(value) for key, value in read_torchscript(path).items()}
+    elif path.endswith(PICKLE_SUFFIXES):
+        arrays = _read_torch(path)
+    else:
+        raise ValueError(
+            f"Unknown checkpoint format {path!r}: expected .safetensors, .bin, .pt or .pth."
+        )
+    check_finite(arrays, path)
+    return arrays
+
+
+def check_finite(arrays, source):
+    """Raises `ValueError` naming the first floating array that holds NaN or inf.
+
+    Args:
+        arrays: `{name: array}`, e.g. a state dict.
+        source: where the arrays come from (a file name), for the message.
+
+    Example:
+        >>> check_finite({"w": np.ones(2)}, "w.npz")
+        >>> check_finite({"w": np.array([1.0, np.nan])}, "w.npz")
+        Traceback (most recent call last):
+        ValueError: w.npz: tensor 'w' holds 1 NaN/inf values; refusing non-finite weights.
+    """
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.dtype.kind in "fc" or array.dtype.name.startswith(("bfloat", "float8")):
+            bad = array.size - np.count_nonzero(np.isfinite(array))
+            if bad:
+                raise ValueError(
+                    f"{source}: tensor {name!r} holds {bad} NaN/inf values; "
+                    "refusing non-finite weights."
+                )
+
+
+def _float32(array):
+    return array.astype(np.float32) if array.dtype.kind == "f" else array
 
 
 def _read_safetensors(path):
@@ -50,21 +88,10 @@ def _import_torch(path):
     return torch
 
 
-def _is_torchscript(path):
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.split("/")[1:2] == ["code"] for name in archive.namelist())
-    except zipfile.BadZipFile:
-        return False
-
-
 def _read_torch(path):
     torch = _import_torch(path)
     try:
-        if _is_torchscript(path):
-            state_dict = torch.jit.load(path, map_location="cpu").state_dict()
-        else:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError...
         raise ValueError(
             f"Could not read {path} (truncated, corrupt, or not a weights-only file): {error}"
