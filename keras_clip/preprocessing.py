@@ -21,6 +21,17 @@ Which path to use: numpy / PIL images (evaluation, the edge runtime's
 reference) take the eager path; `tf.data` pipelines use the in-graph
 functions (`center_crop_tf` for evaluation, `random_resized_crop_tf` for
 training), which need no Python per image and match to within one grey level.
+
+Pixel values, the same rule on every path (`pixel_rule`): uint8 is 8-bit;
+uint16 is 16-bit, scaled to 8 bits as `round(value / 257)` (not clipped);
+other integer dtypes must hold 8-bit values in [0, 255]; float dtypes must be
+finite and in [0, 1] (scaled by 255). PIL images in modes `I;16*` and `I` are
+16-bit (values in [0, 65535]), mode `F` follows the float rule, and other modes
+are 8-bit. Pillow decodes 16-bit RGB(A) PNGs to 8-bit RGB(A) itself (it keeps
+the high byte, within one level of `value / 257`). Anything else is a
+ValueError naming the dtype or the range received; in a tf graph, a failed
+`tf.debugging.Assert` (InvalidArgumentError) with the same words; under
+`jax.jit`, a runtime error carrying the ValueError.
 """
 
 import functools
@@ -67,7 +78,61 @@ def _channel_error(received):
     )
 
 
+# ----------------------------------------------------------- pixel values
+# rule -> (highest allowed value, what is expected); uint8 / uint16 need no check.
+_RANGES = {
+    "int": (255, "Integer images must hold 8-bit values in [0, 255] (16-bit data as uint16)"),
+    "float": (1, "Float images must be finite and in [0, 1] (8-bit data as uint8, 16-bit as uint16)"),
+    "I": (65535, "PIL mode I images are 16-bit and must hold values in [0, 65535]"),
+}
+
+
+def pixel_rule(dtype):
+    """How pixel values of `dtype` are read: "uint8", "uint16", "int" or "float".
+
+    Example:
+        >>> pixel_rule("uint16"), pixel_rule("int32"), pixel_rule("float16")
+        ('uint16', 'int', 'float')
+    """
+    name = dtype if isinstance(dtype, str) else keras.backend.standardize_dtype(dtype)
+    if name in ("uint8", "uint16"):
+        return name
+    if "int" in name:
+        return "int"
+    if "float" in name:
+        return "float"
+    raise ValueError(
+        "Images must be uint8, uint16, integer or float arrays (or PIL images); "
+        f"received dtype {name}."
+    )
+
+
+def _check_values(rule, finite, low, high):
+    """Raises ValueError when pixel statistics break `rule` (see `_RANGES`)."""
+    limit, expected = _RANGES[rule]
+    if not bool(finite):
+        raise ValueError(f"{expected}; received NaN or inf values.")
+    if not (low >= 0 and high <= limit):
+        raise ValueError(f"{expected}; received range [{float(low):.6g}, {float(high):.6g}].")
+
+
+def _sixteen_to_eight(array):
+    """16-bit values -> uint8 as `round(value / 257)` (exact integer arithmetic)."""
+    return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
 # ------------------------------------------------------------------ eager
+def _pil_values(image):
+    """A PIL image, or for 16-bit (I;16*, I) and float (F) modes an array."""
+    if image.mode == "F":
+        return np.asarray(image)
+    if image.mode.startswith("I"):
+        array = np.asarray(image)
+        _check_values("I", True, array.min(), array.max())
+        return array.astype(np.uint16)
+    return image
+
+
 def _standardize_image(image):
     """Validates one image; returns a PIL image (uint8 data) or float32 (H, W, 3)."""
     from PIL import Image
@@ -75,14 +140,13 @@ def _standardize_image(image):
     if isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
             raise ValueError(f"Received an empty PIL image of size {image.size}.")
-        return image
+        image = _pil_values(image)
+        if isinstance(image, Image.Image):
+            return image
     if image is None:
         raise ValueError("Received None; expected an HWC image (numpy array or PIL image).")
     array = np.asarray(image)
-    if array.dtype == object or array.dtype.kind not in "uif":
-        raise ValueError(
-            f"Images must be uint8 or float arrays (or PIL images); received dtype {array.dtype}."
-        )
+    rule = pixel_rule(array.dtype.name)
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3:
@@ -95,25 +159,13 @@ def _standardize_image(image):
     channels = array.shape[2]
     if channels not in (1, 3, 4):
         raise _channel_error(channels)
-    if array.dtype.kind in "ui":
-        if array.dtype != np.uint8:
-            low, high = array.min(), array.max()
-            if low < 0 or high > 255:
-                raise ValueError(
-                    f"Integer images must hold values in [0, 255]; received range [{low}, {high}]."
-                )
-            array = array.astype(np.uint8)
+    if rule in _RANGES:
+        _check_values(rule, np.all(np.isfinite(array)), array.min(), array.max())
+    if rule != "float":
+        array = _sixteen_to_eight(array) if rule == "uint16" else array.astype(np.uint8)
         # Mode inferred from the shape: L, RGB or RGBA.
         return Image.fromarray(np.ascontiguousarray(array[:, :, 0] if channels == 1 else array))
     array = array.astype(np.float32)
-    if not np.all(np.isfinite(array)):
-        raise ValueError("Float images must be finite; received NaN or inf values.")
-    low, high = float(array.min()), float(array.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(
-            "Float images must hold values in [0, 1] (uint8 images in [0, 255]); "
-            f"received range [{low:.4g}, {high:.4g}]."
-        )
     array = array[:, :, :3]
     return np.repeat(array, 3, axis=2) if channels == 1 else array
 
@@ -153,7 +205,7 @@ def preprocess_numpy(images, image_size):
     """Eager, PIL-exact preprocessing to float32 `(B, S, S, 3)`.
 
     Args:
-        images: an HWC (or HW grayscale) uint8 / float-in-[0, 1] array, a PIL
+        images: an HWC (or HW grayscale) array (values as `pixel_rule`), a PIL
             image, a list of those (any sizes), or a `(B, H, W, C)` array.
         image_size: output side `S`.
 
@@ -217,12 +269,39 @@ def horizontal_pass_first(height, width, new_h, new_w):
     return (new_h >= height) | ((new_w < width) & (height - new_h <= 2 * (width - new_w)))
 
 
+def _tf_check_values(image, rule):
+    """`image` once its values pass `rule`: a ValueError eagerly, a tf Assert in a graph."""
+    tf = _tf()
+    if rule not in _RANGES:
+        return image
+    finite = tf.reduce_all(tf.math.is_finite(image)) if rule == "float" else tf.constant(True)
+    low, high = tf.reduce_min(image), tf.reduce_max(image)
+    if tf.executing_eagerly():
+        _check_values(rule, finite.numpy(), low.numpy(), high.numpy())
+        return image
+    limit, expected = _RANGES[rule]
+    ok = finite & (low >= 0) & (high <= limit)
+    check = tf.debugging.Assert(ok, [f"{expected}; received (min, max, finite)", low, high, finite])
+    with tf.control_dependencies([check]):
+        return tf.identity(image)
+
+
+def _tf_to_255(image, rule):
+    """float32 values on the 8-bit scale (uint16: `round(v / 257)`; float: `v * 255`)."""
+    tf = _tf()
+    if rule == "uint16":
+        image = (tf.cast(image, tf.int32) + 128) // 257
+    image = tf.cast(image, tf.float32)
+    return image * 255.0 if rule == "float" else image
+
+
 def _tf_prepare(image):
     """Checks an HWC tf image.
 
-    Returns (float32 (H, W, C) in [0, 255], is_uint8, has_alpha); uint8 images
-    come back as RGBa (alpha-premultiplied, 4 channels) when they may carry
-    alpha, since PIL resizes RGBA images premultiplied.
+    Returns (float32 (H, W, C) in [0, 255], eight_bit, has_alpha); 8-bit images
+    (all but float; see `pixel_rule`) come back as RGBa (alpha-premultiplied,
+    4 channels) when they may carry alpha, since PIL resizes RGBA images
+    premultiplied.
     """
     tf = _tf()
     image = tf.convert_to_tensor(image)
@@ -235,9 +314,8 @@ def _tf_prepare(image):
     channels = image.shape[-1]
     if channels is not None and channels not in (1, 3, 4):
         raise _channel_error(channels)
-    is_uint8 = image.dtype == tf.uint8
-    if not (is_uint8 or image.dtype.is_floating):
-        raise ValueError(f"Images must be uint8 or float; received dtype {image.dtype.name}.")
+    rule = pixel_rule(image.dtype.name)
+    eight_bit = rule != "float"
     shape = tf.shape(image)
     checks = [tf.debugging.assert_positive(shape[0] * shape[1], message="Received an empty image.")]
     if channels is None:
@@ -248,10 +326,8 @@ def _tf_prepare(image):
             )
         )
     with tf.control_dependencies(checks):
-        image = tf.cast(image, tf.float32)
-    if not is_uint8:
-        image = image * 255.0
-    has_alpha = is_uint8 and channels in (None, 4)
+        image = _tf_to_255(_tf_check_values(image, rule), rule)
+    has_alpha = eight_bit and channels in (None, 4)
     if channels == 1:
         image = tf.tile(image, [1, 1, 3])
     elif channels is None:
@@ -270,7 +346,7 @@ def _tf_prepare(image):
         alpha = image[:, :, 3:]
         t = image[:, :, :3] * alpha + 128.0
         image = tf.concat([tf.floor((t + tf.floor(t / 256.0)) / 256.0), alpha], axis=-1)
-    return image, is_uint8, has_alpha
+    return image, eight_bit, has_alpha
 
 
 def _tf_unpremultiply(x):
@@ -340,8 +416,9 @@ def center_crop_tf(image_uint8, image_size):
     """In-graph eval transform for `tf.data`: float32 `(S, S, 3)` normalised.
 
     Shortest side to `image_size` (antialiased bicubic, Pillow's pass order and
-    uint8 rounding), center crop, CLIP mean/std. Float input is taken to be in
-    [0, 1] and is not rounded.
+    uint8 rounding), center crop, CLIP mean/std. Pixel values follow
+    `pixel_rule` (uint16 scaled by 1/257; float taken to be in [0, 1] and not
+    rounded); values outside the rule fail a `tf.debugging.Assert`.
 
     Example:
         >>> import tensorflow as tf
@@ -350,7 +427,7 @@ def center_crop_tf(image_uint8, image_size):
     """
     tf = _tf()
     image_size = _check_size(image_size)
-    image, is_uint8, has_alpha = _tf_prepare(image_uint8)
+    image, eight_bit, has_alpha = _tf_prepare(image_uint8)
     height, width = _dim(image, 0), _dim(image, 1)
     if isinstance(height, int) and isinstance(width, int):
         new_h, new_w = resized_shape(height, width, image_size)
@@ -366,7 +443,7 @@ def center_crop_tf(image_uint8, image_size):
         left = tf.cast(tf.round(tf.cast(new_w - image_size, tf.float64) / 2.0), tf.int32)
         new_h, new_w = tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
         image = tf.ensure_shape(image, [None, None, image.shape[-1]])
-    pixels = _pil_like_resize_tf(image, new_h, new_w, is_uint8, crop=(top, left, image_size))
+    pixels = _pil_like_resize_tf(image, new_h, new_w, eight_bit, crop=(top, left, image_size))
     return _finish_tf(pixels, has_alpha, image_size)
 
 
@@ -381,9 +458,9 @@ def resized_crop_tf(image_uint8, top, left, height, width, image_size):
         >>> x = resized_crop_tf(tf.zeros((64, 80, 3), tf.uint8), 2, 4, 60, 70, 32)
     """
     image_size = _check_size(image_size)
-    image, is_uint8, has_alpha = _tf_prepare(image_uint8)
+    image, eight_bit, has_alpha = _tf_prepare(image_uint8)
     box = image[top : top + height, left : left + width]
-    pixels = _pil_like_resize_tf(box, image_size, image_size, is_uint8)
+    pixels = _pil_like_resize_tf(box, image_size, image_size, eight_bit)
     return _finish_tf(pixels, has_alpha, image_size)
 
 
@@ -448,16 +525,52 @@ def _is_tf_tensor(x):
     return tf is not None and isinstance(x, (tf.Tensor, tf.Variable))
 
 
+def _ops_check_values(x, rule):
+    """`x` once its values pass `rule`, on any backend.
+
+    Concrete values raise a ValueError; a tf graph gets a tf Assert; under
+    `jax.jit` a callback raises (surfacing as a JAX runtime error); torch's
+    shape-only "meta" tensors are not checked.
+    """
+    if rule not in _RANGES:
+        return x
+    if _is_tf_tensor(x):
+        return _tf_check_values(x, rule)
+    if getattr(getattr(x, "device", None), "type", None) == "meta":
+        return x
+    finite = ops.all(ops.isfinite(x)) if rule == "float" else True
+    low, high = ops.min(x), ops.max(x)
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(x, jax.core.Tracer):
+        jax.debug.callback(functools.partial(_check_values, rule), finite, low, high)
+        return x
+    _check_values(rule, *(ops.convert_to_numpy(v) for v in (finite, low, high)))
+    return x
+
+
+def _ops_to_255(x, rule):
+    """float32 values on the 8-bit scale (uint16: `round(v / 257)`; float: `v * 255`)."""
+    if rule == "uint16":
+        x = ops.floor_divide(ops.cast(x, "int32") + 128, 257)
+    x = ops.cast(x, "float32")
+    return x * 255.0 if rule == "float" else x
+
+
 @keras.saving.register_keras_serializable(package="keras_clip")
 class ImagePreprocessor(keras.layers.Layer):
     """CLIP image preprocessing to float32 `(B, S, S, 3)`.
 
-    - numpy arrays, PIL images or lists of them (any sizes; uint8, or float in
-      [0, 1]; HW, HWC with 1/3/4 channels, or a batch): eager PIL-exact path,
-      returns numpy.
+    - numpy arrays, PIL images or lists of them (any sizes; HW, HWC with
+      1/3/4 channels, or a batch): eager PIL-exact path, returns numpy.
     - tf tensors (e.g. in `tf.data.Dataset.map`, any backend): in-graph path
       (`center_crop_tf`), one HWC image or a batch.
     - backend tensors inside a model: `keras.ops` path (static H and W).
+
+    Pixel values, the same on every path (`pixel_rule`): uint8 as is; uint16
+    (and PIL modes `I;16`, `I;16B`, `I`) scaled to 8 bits as `round(v / 257)`,
+    never clipped; other integer dtypes must hold values in [0, 255]; float
+    must be finite and in [0, 1]. Anything else raises a ValueError naming what
+    was received (in a tf graph, an InvalidArgumentError with the same words).
 
     Args:
         image_size: output side `S` (224, 288, 336, 384 or 448 for OpenAI models).
@@ -467,11 +580,14 @@ class ImagePreprocessor(keras.layers.Layer):
         >>> pre = ImagePreprocessor(224)
         >>> pre(np.zeros((480, 640, 3), np.uint8)).shape
         (1, 224, 224, 3)
+        >>> round(float(pre(np.full((480, 640), 65535, np.uint16)).max()), 3)  # 16-bit white
+        2.146
     """
 
     def __init__(self, image_size=224, **kwargs):
         super().__init__(**kwargs)
         self.image_size = _check_size(image_size)
+        self._declared_rule = None  # the pixel rule of the symbolic input, if any
         self.mean = MEAN
         self.std = STD
 
@@ -482,6 +598,8 @@ class ImagePreprocessor(keras.layers.Layer):
             or None in inputs.shape[1:]
         ):
             return self._call_tf(inputs)
+        if isinstance(inputs, keras.KerasTensor):
+            self._declared_rule = pixel_rule(inputs.dtype)
         if isinstance(inputs, keras.KerasTensor) or keras.ops.is_tensor(inputs):
             return super().__call__(inputs, *args, **kwargs)
         # numpy arrays, PIL images, lists; anything else fails validation there.
@@ -504,7 +622,10 @@ class ImagePreprocessor(keras.layers.Layer):
         )
 
     def call(self, images):
-        is_uint8 = "uint8" in str(images.dtype)
+        rule = pixel_rule(images.dtype)
+        if rule == "int" and self._declared_rule == "uint16":
+            rule = "uint16"  # Keras' torch backend feeds uint16 model inputs as int32
+        eight_bit = rule != "float"
         if len(images.shape) == 3:
             images = images[None]
         if len(images.shape) != 4:
@@ -519,18 +640,16 @@ class ImagePreprocessor(keras.layers.Layer):
             )
         if channels not in (1, 3, 4):
             raise _channel_error(channels)
-        x = ops.cast(images, "float32")  # (B, H, W, C)
+        x = _ops_to_255(_ops_check_values(images, rule), rule)  # (B, H, W, C)
         if channels == 1:
             x = ops.concatenate([x, x, x], axis=-1)
-        has_alpha = is_uint8 and channels == 4
+        has_alpha = eight_bit and channels == 4
         if has_alpha:  # PIL resizes RGBA premultiplied (RGBa), rounding c * a / 255
             alpha = x[..., 3:]
             t = x[..., :3] * alpha + 128.0
             x = ops.concatenate([ops.floor((t + ops.floor(t / 256.0)) / 256.0), alpha], axis=-1)
         elif channels == 4:
             x = x[..., :3]
-        if not is_uint8:
-            x = x * 255.0
         size = self.image_size
         new_h, new_w = resized_shape(height, width, size)
         top, left = center_offset(new_h, size), center_offset(new_w, size)
@@ -539,7 +658,7 @@ class ImagePreprocessor(keras.layers.Layer):
             if (h, w) == tuple(x.shape[1:3]):
                 return x
             x = ops.image.resize(x, (h, w), interpolation="bicubic", antialias=True)
-            return ops.clip(ops.floor(x + 0.5) if is_uint8 else x, 0.0, 255.0)
+            return ops.clip(ops.floor(x + 0.5) if eight_bit else x, 0.0, 255.0)
 
         if horizontal_pass_first(height, width, new_h, new_w):
             x = resize(x, height, new_w)[:, :, left : left + size]
