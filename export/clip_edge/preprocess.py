@@ -4,6 +4,13 @@ Shortest side resized to `size` with PIL bicubic (antialiased), center crop
 (offset `round((side - size) / 2)`), conversion to RGB, `/ 255`, then
 `(x - mean) / std`, float32 NHWC.
 
+Pixel values: uint8 arrays and 8-bit PIL images as they are; 16-bit data
+(uint16 arrays, PIL modes `I;16`, `I;16B`, `I`, e.g. 16-bit grayscale PNGs)
+scaled to 8 bits as `round(value / 257)` rather than clipped (as
+keras_clip's `ImagePreprocessor`). Pillow itself decodes 16-bit RGB(A) PNGs to
+8 bits (the high byte). Float data, PIL mode `F` and other dtypes are refused
+with a ValueError.
+
 Example:
     >>> import numpy as np
     >>> preprocess([np.zeros((300, 400, 3), np.uint8)], 224).shape
@@ -19,21 +26,49 @@ MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def to_pil(image):
-    """A path, PIL image or uint8 HWC / HW array -> PIL image."""
-    if isinstance(image, Image.Image):
+def sixteen_to_eight(array):
+    """16-bit values -> uint8 as `round(value / 257)`.
+
+    Example:
+        >>> sixteen_to_eight(np.array([0, 128, 129, 65535], np.uint16)).tolist()
+        [0, 0, 1, 255]
+    """
+    return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _eight_bit_pil(image):
+    """A PIL image with 8-bit data: 16-bit modes (I;16*, I) scaled, F refused."""
+    if image.mode == "F":
+        raise ValueError("PIL mode F (float) images are not supported; give uint8 or 16-bit images.")
+    if not image.mode.startswith("I"):
         return image
+    array = np.asarray(image)
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high > 65535:
+        raise ValueError(
+            f"PIL mode {image.mode} images are 16-bit and must hold values in [0, 65535]; "
+            f"received range [{low}, {high}]."
+        )
+    return Image.fromarray(sixteen_to_eight(array))
+
+
+def to_pil(image):
+    """A path, PIL image or uint8 / uint16 HWC / HW array -> 8-bit PIL image."""
+    if isinstance(image, Image.Image):
+        return _eight_bit_pil(image)
     if isinstance(image, (str, os.PathLike)):
         if not os.path.isfile(image):
             raise ValueError(f"No image file at {os.fspath(image)!r}.")
         with Image.open(image) as opened:
             opened.load()
-            return opened.copy()
+            return _eight_bit_pil(opened.copy())
     array = np.asarray(image)
+    if array.dtype.kind == "u" and array.dtype.itemsize == 2:
+        array = sixteen_to_eight(array)
     if array.dtype != np.uint8:
         raise ValueError(
-            f"Image arrays must be uint8 (H, W, 3), (H, W, 4) or (H, W); received dtype "
-            f"{array.dtype} shape {array.shape}."
+            "Image arrays must be uint8 (or uint16 for 16-bit data), shape (H, W, 3), (H, W, 4) "
+            f"or (H, W); received dtype {array.dtype} shape {array.shape}."
         )
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
@@ -62,7 +97,7 @@ def resize_crop(image, size, mean=MEAN, std=STD):
 
 
 def preprocess(images, size, mean=MEAN, std=STD):
-    """A list of paths / PIL images / uint8 arrays -> float32 `(B, size, size, 3)`."""
+    """A list of paths / PIL images / uint8 or uint16 arrays -> float32 `(B, size, size, 3)`."""
     if isinstance(images, np.ndarray) and images.ndim == 4:
         images = list(images)
     elif not isinstance(images, (list, tuple)):
