@@ -20,11 +20,7 @@ Example:
 
 from keras import ops
 
-
-def l2_normalize(x, axis=-1):
-    """Casts to float32 and divides by the L2 norm along `axis` (safe for zero rows)."""
-    x = ops.cast(x, "float32")
-    return x / ops.maximum(ops.sqrt(ops.sum(x * x, axis=axis, keepdims=True)), 1e-12)
+from keras_clip.layers.logit_scale import l2_normalize
 
 
 def _check_pair(image_embeddings, text_embeddings, what="embeddings"):

@@ -107,7 +107,8 @@ def open_clip_case(model, image_size, vocab_size, out, name, fmt, seed):
 def tiny_open_clip(vision):
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-    text = CLIPTextCfg(context_length=77, vocab_size=TINY_VOCAB, width=64, heads=1, layers=2)
+    # width 128 = two heads of 64 in every attention (a wrong 1/sqrt(width) scaling must show)
+    text = CLIPTextCfg(context_length=77, vocab_size=TINY_VOCAB, width=128, heads=2, layers=2)
     return CLIP(32, CLIPVisionCfg(**vision), text, quick_gelu=True)
 
 
@@ -117,12 +118,12 @@ def tiny_transformers(out, seed):
     config = CLIPConfig(
         projection_dim=32,
         text_config=dict(
-            vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
-            num_attention_heads=1, max_position_embeddings=77, hidden_act="quick_gelu",
+            vocab_size=TINY_VOCAB, hidden_size=128, intermediate_size=512, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=77, hidden_act="quick_gelu",
             bos_token_id=TINY_VOCAB - 2, eos_token_id=TINY_VOCAB - 1, pad_token_id=0,
         ),
         vision_config=dict(
-            hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=1,
+            hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=2,
             image_size=32, patch_size=8, hidden_act="quick_gelu",
         ),
     )
@@ -147,9 +148,9 @@ def tiny_transformers(out, seed):
 
 def make_tiny(out):
     os.makedirs(out, exist_ok=True)
-    vit = dict(image_size=32, patch_size=8, width=64, layers=2, head_width=64)
+    vit = dict(image_size=32, patch_size=8, width=128, layers=2, head_width=64)  # 2 heads
     open_clip_case(tiny_open_clip(vit), 32, TINY_VOCAB, out, "tiny_vit", "safetensors", seed=1)
-    resnet = dict(image_size=64, width=8, layers=(1, 2, 1, 1), head_width=64)
+    resnet = dict(image_size=64, width=8, layers=(1, 2, 1, 1), head_width=64)  # pool: 4 heads
     open_clip_case(tiny_open_clip(resnet), 64, TINY_VOCAB, out, "tiny_resnet", "bin", seed=2)
     tiny_transformers(out, seed=3)
 

@@ -102,4 +102,4 @@ def test_strategy_names_checked_per_backend():
         make_strategy("mirrored")
     with pytest.raises(ValueError, match="one of"):
         make_strategy("horovod")
-    assert np.isscalar(1)
+    assert make_strategy("none") is None  # the one strategy every backend runs

@@ -21,7 +21,8 @@ import json
 import os
 
 import keras
-from keras import ops
+
+from keras_clip.layers import l2_normalize
 
 TOWERS = ("image_encoder", "text_encoder")
 OUTPUT_NAMES = ("embeddings", "normalized_embeddings")
@@ -40,8 +41,7 @@ def tower_spec(model, name):
 
 def with_normalized(embeddings):
     """`(embeddings, embeddings / max(||embeddings||, 1e-12))` with keras.ops."""
-    norm = ops.sqrt(ops.sum(embeddings * embeddings, axis=-1, keepdims=True))
-    return embeddings, embeddings / ops.maximum(norm, 1e-12)
+    return embeddings, l2_normalize(embeddings)
 
 
 def export_onnx(model, name, path, opset=DEFAULT_OPSET, metadata=None):

@@ -83,8 +83,8 @@ def _save_module(path, call, trackables, input_name, shape, dtype, context_lengt
     @tf.function(input_signature=[spec])
     def serve(x):
         embeddings = tf.cast(call(x), tf.float32)
-        norm = tf.sqrt(tf.reduce_sum(embeddings * embeddings, axis=-1, keepdims=True))
-        return {OUTPUT_NAMES[0]: embeddings, OUTPUT_NAMES[1]: embeddings / tf.maximum(norm, 1e-12)}
+        normalized = tf.math.l2_normalize(embeddings, axis=-1, epsilon=1e-24)  # max(norm, 1e-12)
+        return {OUTPUT_NAMES[0]: embeddings, OUTPUT_NAMES[1]: normalized}
 
     module.serve = serve
     signatures = {"serving_default": serve}
