@@ -102,7 +102,7 @@ def _read_torch(path):
         raise ValueError(f"{path} holds a {type(state_dict).__name__}, not a state dict.")
     arrays = {}
     for key, value in state_dict.items():
-        key = key[len("module."):] if key.startswith("module.") else key
+        key = key.removeprefix("module.")
         if hasattr(value, "detach"):
             arrays[key] = value.detach().float().numpy() if value.is_floating_point() else (
                 value.detach().numpy()
