@@ -149,6 +149,8 @@ def run_eval_command(args):
         path = getattr(args, flag, None)
         if path and not os.path.exists(path):
             raise ValueError(f"--{flag} {path!r} does not exist.")
+    if args.csv and os.path.isdir(args.csv):
+        raise ValueError(f"--csv {args.csv!r} is a folder; expected a CSV/TSV file.")
     model = _load_model(args.model, args.random_weights)
     if args.task == "retrieval":
         data = _eval_data(args, model.image_size, paired=True)
@@ -234,6 +236,8 @@ def run_embed_command(args):
 
     from keras_clip import ImagePreprocessor, evaluation
 
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive int; received {args.batch_size}.")
     if not args.output.endswith((".npy", ".parquet")):
         raise ValueError(f"--output must end in .npy or .parquet, received {args.output!r}.")
     if args.texts and not os.path.isfile(args.texts):

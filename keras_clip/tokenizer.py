@@ -98,6 +98,17 @@ def clean_text(text):
     return " ".join(text.split()).lower()
 
 
+def _decode_utf8(data, index):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"CLIPTokenizer expects UTF-8 text; caption {index} has an invalid byte "
+            f"{data[error.start]:#04x} at position {error.start} ({error.reason}). Decode "
+            "it yourself, e.g. data.decode('utf-8', errors='replace')."
+        ) from None
+
+
 def _as_text_list(texts):
     """Validates eager input; returns (list of str, was_single)."""
     if isinstance(texts, (str, bytes)):
@@ -122,7 +133,7 @@ def _as_text_list(texts):
     out = []
     for i, t in enumerate(texts):
         if isinstance(t, (bytes, np.bytes_)):
-            t = bytes(t).decode("utf-8")
+            t = _decode_utf8(bytes(t), i)
         elif isinstance(t, np.str_):
             t = str(t)
         if not isinstance(t, str):

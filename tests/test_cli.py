@@ -2,7 +2,9 @@
 
 import json
 import os
-import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -79,3 +81,123 @@ def test_train_command_runs_the_training_script(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert np.isfinite(summary["history"]["loss"][-1])
     assert (out / "final" / "config.json").is_file()
+
+
+# ------------------------------------------------- bad files and flags: one line, exit 2
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    """Broken preset/transformers folders, a binary table, a tiny model; name -> path."""
+    from keras_clip import CLIP
+    from tests.conftest import tiny_config
+
+    root = tmp_path_factory.mktemp("bad_inputs")
+    paths = {"root": str(root)}
+    configs = {"invalid_json": "{not json", "json_list": "[1, 2]",
+               "no_clip_key": '{"format_version": 1}'}
+    for name, text in configs.items():
+        (root / name).mkdir()
+        (root / name / "config.json").write_text(text)
+        (root / name / "model.weights.h5").write_bytes(b"")
+        paths[name] = str(root / name)
+    (root / "hf").mkdir()
+    (root / "hf" / "config.json").write_text(
+        json.dumps({"model_type": "clip", "text_config": {"hidden_size": 64}}))
+    (root / "hf" / "model.safetensors").write_bytes(b"")
+    paths["hf"] = str(root / "hf")
+    (root / "table.csv").write_bytes(bytes(range(256)) * 4)  # binary, not UTF-8
+    paths["binary_csv"] = str(root / "table.csv")
+    (root / "captions.txt").write_text("a cat\n")
+    paths["captions"] = str(root / "captions.txt")
+    paths["model"] = str(root / "model")
+    CLIP(tiny_config("vit", vocab_size=49408)).save_to_preset(paths["model"])
+    return paths
+
+
+# (argv with {placeholders} for bad_inputs paths, the expected start of the message)
+BAD_FILE_CASES = {
+    "invalid_json": (["embed", "--model", "{invalid_json}", "--texts", "{captions}"],
+                     "{invalid_json}/config.json is not valid JSON"),
+    "json_list": (["embed", "--model", "{json_list}", "--texts", "{captions}"],
+                  "{json_list}/config.json holds a JSON list"),
+    "no_clip_key": (["embed", "--model", "{no_clip_key}", "--texts", "{captions}"],
+                    "{no_clip_key}/config.json lacks its 'clip' object"),
+    "no_vision_config": (["embed", "--model", "{hf}", "--texts", "{captions}"],
+                         "{hf}/config.json lacks its 'vision_config' object"),
+    "csv_folder": (["eval", "retrieval", "--model", "{model}", "--csv", "{root}"],
+                   "--csv '{root}' is a folder"),
+    "batch_size_0": (["embed", "--model", "{model}", "--texts", "{captions}",
+                      "--batch-size", "0"], "--batch-size must be a positive int"),
+    "binary_csv": (["eval", "retrieval", "--model", "{model}", "--csv", "{binary_csv}"],
+                   "{binary_csv} is not a UTF-8 CSV/TSV table"),
+}
+
+
+def _bad_case(name, paths, tmp_path):
+    argv, message = BAD_FILE_CASES[name]
+    argv = [a.format(**paths) for a in argv]
+    if argv[0] == "embed":
+        argv += ["-o", str(tmp_path / "out.npy")]
+    return argv, message.format(**paths)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILE_CASES))
+def test_bad_files_and_flags_give_one_line_and_exit_2(case, bad_inputs, tmp_path, capsys):
+    argv, message = _bad_case(case, bad_inputs, tmp_path)
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and message in error[0], error
+    assert not (tmp_path / "out.npy").exists()
+
+
+def _stderr_lines(stderr):
+    """stderr without TensorFlow's C++ start-up log lines."""
+    noise = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
+    return [line for line in stderr.splitlines() if line.strip() and not noise.match(line)]
+
+
+def _run_cli(argv):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "keras_clip.cli", *argv], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _check_subprocess_case(case, paths, tmp_path):
+    argv, message = _bad_case(case, paths, tmp_path)
+    result = _run_cli(argv)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = _stderr_lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("keras-clip ") and message in lines[0], lines
+
+
+def test_cli_process_exits_2_without_traceback_for_a_json_list_config(bad_inputs, tmp_path):
+    _check_subprocess_case("json_list", bad_inputs, tmp_path)
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("case", sorted(BAD_FILE_CASES))
+def test_cli_process_exits_2_without_traceback(case, bad_inputs, tmp_path):
+    _check_subprocess_case(case, bad_inputs, tmp_path)
+
+
+@pytest.mark.parametrize("folder, message", [
+    ("invalid_json", "config.json is not valid JSON"),
+    ("json_list", "config.json holds a JSON list"),
+    ("no_clip_key", "config.json lacks its 'clip' object"),
+    ("hf", "config.json lacks its 'vision_config' object"),
+])
+def test_from_preset_names_the_broken_config_file(folder, message, bad_inputs):
+    from keras_clip import from_preset
+
+    with pytest.raises(ValueError, match=re.escape(os.path.join(bad_inputs[folder], message))):
+        from_preset(bad_inputs[folder])
+
+
+def test_transformers_config_missing_a_field_names_the_key():
+    from keras_clip.presets.transformers_checkpoint import config_from_transformers
+
+    values = {"vision_config": {"image_size": 32}, "text_config": {}}
+    with pytest.raises(ValueError, match="x/config.json lacks the key 'hidden_size'"):
+        config_from_transformers(values, source="x/config.json")

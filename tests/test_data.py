@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import tarfile
 
 import numpy as np
@@ -308,6 +309,24 @@ def test_csv_errors(tmp_path):
         data.csv_dataset(str(empty), S, 2, tokenizer=lambda x: x)
     with pytest.raises(ValueError, match="no CSV/TSV tables match"):
         data.csv_dataset(str(tmp_path / "nope.csv"), S, 2, tokenizer=lambda x: x)
+
+
+def test_csv_folder_or_binary_table_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=f"{re.escape(str(tmp_path))} is a folder; expected a "
+                                         "CSV/TSV file"):
+        data.csv_dataset(str(tmp_path), S, 2, tokenizer=lambda x: x)
+    png = tmp_path / "table.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(ValueError, match=r"table.csv is not a UTF-8 CSV/TSV table \(byte 0 "
+                                         r"is 0x89\)"):
+        data.read_table(str(png))
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(b"filepath,title\na.jpg,x\x00y\n")
+    with pytest.raises(ValueError, match="nul.csv holds NUL bytes"):
+        data.read_table(str(nul))
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("filepath,title\na.jpg,a caf\u00e9\n".encode("utf-8-sig"))
+    assert data.read_table(str(bom)) == ([str(tmp_path / "a.jpg")], ["a caf\u00e9"])
 
 
 def test_csv_sharding_by_rows(tmp_path, tokenizer):

@@ -103,6 +103,16 @@ def test_bytes_and_numpy_strings(tokenizer):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("texts", [[b"ok", b"a \xff cat"], np.array([b"ok", b"a \xff cat"])])
+def test_invalid_utf8_bytes_give_one_clear_line(tokenizer, texts):
+    with pytest.raises(ValueError) as caught:
+        tokenizer(texts)
+    assert type(caught.value) is ValueError  # not a bare UnicodeDecodeError
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "expects UTF-8 text; caption 1 has an invalid byte 0xff at position 2" in message
+
+
 def test_tf_data_graph_mode(golden, tokenizer):
     tf = pytest.importorskip("tensorflow")
     corpus, ref, _ = golden

@@ -13,6 +13,26 @@ import os
 from keras_clip.data import pipeline
 
 
+def _read_text(path):
+    """The UTF-8 text of the table file ``path``; ``ValueError`` for a folder or binary file."""
+    import tensorflow as tf
+
+    path = os.fspath(path)
+    if tf.io.gfile.isdir(path):
+        raise ValueError(f"{path} is a folder; expected a CSV/TSV file.")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not a UTF-8 CSV/TSV table (byte {error.start} is "
+                         f"{raw[error.start]:#04x}); is it a binary file?") from None
+    if "\0" in text:
+        raise ValueError(f"{path} holds NUL bytes (at character {text.index(chr(0))}); "
+                         "expected a text CSV/TSV table, is it a binary file?")
+    return text
+
+
 def read_table(path, image_key="filepath", caption_key="title", sep=None, image_root=None):
     """Parses one CSV/TSV into ``(image_paths, captions)`` lists of str.
 
@@ -26,14 +46,14 @@ def read_table(path, image_key="filepath", caption_key="title", sep=None, image_
     Example:
         >>> paths, captions = read_table("data.csv")
     """
-    import tensorflow as tf
-
     if sep is None:
         sep = "\t" if os.fspath(path).lower().endswith(".tsv") else ","
-    with tf.io.gfile.GFile(os.fspath(path), "r") as f:
-        text = f.read()
-    reader = csv.DictReader(io.StringIO(text), delimiter=sep)
-    columns = reader.fieldnames or []
+    reader = csv.DictReader(io.StringIO(_read_text(path)), delimiter=sep)
+    try:
+        columns = reader.fieldnames or []
+        rows = list(reader)
+    except csv.Error as error:
+        raise ValueError(f"{path} is not a readable CSV/TSV table ({error}).") from None
     missing = [k for k in (image_key, caption_key) if k not in columns]
     if missing:
         raise ValueError(
@@ -42,7 +62,7 @@ def read_table(path, image_key="filepath", caption_key="title", sep=None, image_
     root = os.fspath(image_root) if image_root is not None else os.path.dirname(
         os.fspath(path))
     paths, captions = [], []
-    for row in reader:
+    for row in rows:
         p = (row.get(image_key) or "").strip()
         if p and not (os.path.isabs(p) or "://" in p):
             p = os.path.join(root, p)

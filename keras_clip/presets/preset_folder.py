@@ -25,20 +25,53 @@ def save_preset_folder(model, path):
     model.save_weights(os.path.join(path, WEIGHTS_FILE))
 
 
-def load_preset_folder(path, dtype=None):
-    """Builds the CLIP model saved in the folder `path`."""
-    from keras_clip.config import CLIPConfig
-    from keras_clip.models import CLIP
+def read_json_object(path):
+    """The dict stored in the JSON file `path`; a `ValueError` naming the file otherwise.
 
-    with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as file:
-        values = json.load(file)
+    Example:
+        >>> values = read_json_object("my_preset/config.json")  # doctest: +SKIP
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            values = json.load(file)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); "
+                         "expected a JSON object.") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}, "
+                         f"column {error.colno}); expected a JSON object.") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} holds a JSON {type(values).__name__}; expected a JSON "
+                         "object ({...}).")
+    return values
+
+
+def _read_config(path):
+    """The `CLIPConfig` stored in the preset folder `path`'s config.json."""
+    from keras_clip.config import CLIPConfig
+
+    config_path = os.path.join(path, CONFIG_FILE)
+    values = read_json_object(config_path)
     version = values.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(
-            f"{path}/{CONFIG_FILE} has format_version {version!r}; this keras_clip reads "
+            f"{config_path} has format_version {version!r}; this keras_clip reads "
             f"version {FORMAT_VERSION}. Upgrade keras_clip to read newer presets."
         )
-    model = CLIP(CLIPConfig.from_dict(values["clip"]), dtype=dtype)
+    if not isinstance(values.get("clip"), dict):
+        raise ValueError(f"{config_path} lacks its 'clip' object (the model config); "
+                         "expected the file save_to_preset writes.")
+    try:
+        return CLIPConfig.from_dict(values["clip"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{config_path}: {error}") from None
+
+
+def load_preset_folder(path, dtype=None):
+    """Builds the CLIP model saved in the folder `path`."""
+    from keras_clip.models import CLIP
+
+    model = CLIP(_read_config(path), dtype=dtype)
     try:
         model.load_weights(os.path.join(path, WEIGHTS_FILE))
     except Exception as error:  # h5py / keras raise many types for a damaged file

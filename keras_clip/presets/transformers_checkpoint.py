@@ -5,13 +5,13 @@ The weights are renamed into OpenAI's layout (Q/K/V fused into `in_proj`,
 projections transposed) and then loaded like any OpenAI checkpoint.
 """
 
-import json
 import os
 
 import numpy as np
 
 from keras_clip.config import CLIPConfig, TextConfig, ViTConfig
 from keras_clip.presets.checkpoint_files import read_state_dict
+from keras_clip.presets.preset_folder import read_json_object
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _ACTIVATIONS = {"quick_gelu": "quick_gelu", "gelu": "gelu"}
@@ -22,8 +22,15 @@ def is_transformers_folder(path):
     config = os.path.join(path, "config.json")
     if not os.path.isfile(config):
         return False
-    with open(config, encoding="utf-8") as file:
-        return json.load(file).get("model_type") == "clip"
+    return read_json_object(config).get("model_type") == "clip"
+
+
+def _section(values, key, source):
+    section = values.get(key)
+    if not isinstance(section, dict):
+        raise ValueError(f"{source} lacks its {key!r} object; expected a transformers "
+                         "CLIPConfig with vision_config and text_config.")
+    return section
 
 
 def _activation(section, where):
@@ -33,9 +40,23 @@ def _activation(section, where):
     return _ACTIVATIONS[name]
 
 
-def config_from_transformers(values, name="clip"):
-    """Builds a `CLIPConfig` from a transformers `CLIPConfig` dict."""
-    vision, text = values["vision_config"], values["text_config"]
+def config_from_transformers(values, name="clip", source="The transformers config"):
+    """Builds a `CLIPConfig` from a transformers `CLIPConfig` dict.
+
+    `source` names the config in error messages (e.g. its file).
+    """
+    vision = _section(values, "vision_config", source)
+    text = _section(values, "text_config", source)
+    try:
+        return _clip_config(values, vision, text, name)
+    except KeyError as error:
+        raise ValueError(f"{source} lacks the key {error.args[0]!r} in its vision_config or "
+                         "text_config.") from None
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source}: {error}") from None
+
+
+def _clip_config(values, vision, text, name):
     return CLIPConfig(
         embed_dim=values.get("projection_dim", 512),
         name=name,
@@ -118,8 +139,9 @@ def openai_state_dict(hf, config):
 
 def read_transformers_folder(path, name="clip"):
     """Returns `(CLIPConfig, OpenAI-format state dict)` for a transformers folder."""
-    with open(os.path.join(path, "config.json"), encoding="utf-8") as file:
-        config = config_from_transformers(json.load(file), name=name)
+    config_file = os.path.join(path, "config.json")
+    config = config_from_transformers(read_json_object(config_file), name=name,
+                                      source=config_file)
     for filename in WEIGHT_FILES:
         weights = os.path.join(path, filename)
         if os.path.isfile(weights):
