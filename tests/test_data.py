@@ -13,6 +13,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from PIL import Image
 
 tf = pytest.importorskip("tensorflow")
 
@@ -201,7 +202,8 @@ def bad_shards(tmp_path_factory):
 
 
 BAD_COUNTS = {"corrupt_image": 2, "unreadable_file": 1, "missing_caption": 2,
-              "missing_image": 1, "unreadable_shard": 2}
+              "missing_image": 1, "image_too_large": 0, "unreadable_shard": 1,
+              "truncated_shard": 1}
 
 
 def test_bad_samples_skipped_and_counted(bad_shards, tokenizer, caplog):
@@ -250,6 +252,94 @@ def test_fit_skips_bad_samples_and_warns_each_epoch(bad_shards, tokenizer, caplo
     assert len(history.history["loss"]) == 2
     assert report.history == [BAD_COUNTS, BAD_COUNTS]
     assert len([r for r in caplog.records if r.name == "keras_clip.data"]) == 2
+
+
+class _Counts:
+    def __init__(self):
+        self.counts = {}
+
+    def add(self, category, n=1):
+        self.counts[category] = self.counts.get(category, 0) + n
+
+
+@pytest.fixture(scope="module")
+def one_shard(tmp_path_factory):
+    """(bytes of a 4-sample shard, its members); 3 members (jpg, txt, json) per sample."""
+    root = tmp_path_factory.mktemp("one")
+    (path,) = data.write_webdataset(str(root), 4, shard_size=4, image_size=S)
+    with tarfile.open(path) as tar:
+        return open(path, "rb").read(), tar.getmembers()
+
+
+@pytest.mark.parametrize("cut, kept, counts", [
+    ("sample_header", 2, {"truncated_shard": 1}),          # before sample 2's first header
+    ("member_header", 2, {"truncated_shard": 1, "unreadable_file": 1}),  # sample 2 half read
+    ("end_of_archive", 4, {"truncated_shard": 1}),          # all members, no zero blocks
+    ("one_zero_block", 4, {"truncated_shard": 1}),
+    ("complete", 4, {}),
+])
+def test_shard_cut_at_a_header_boundary_is_counted(one_shard, tmp_path, cut, kept, counts):
+    raw, members = one_shard
+    last = members[-1]
+    end = last.offset_data + -(-last.size // 512) * 512
+    stop = {"sample_header": members[6].offset, "member_header": members[7].offset,
+            "end_of_archive": end, "one_zero_block": end + 512, "complete": end + 1024}[cut]
+    shard = tmp_path / "cut.tar"
+    shard.write_bytes(raw[:stop])
+    stats = _Counts()
+    keys = [key for key, _, _ in data.iterate_tar_samples(str(shard), stats)]
+    assert keys == [f"{i:09d}" for i in range(kept)]
+    assert stats.counts == counts
+
+
+def test_garbage_after_the_last_member_is_an_unreadable_shard(one_shard, tmp_path):
+    raw, members = one_shard
+    shard = tmp_path / "garbage.tar"
+    shard.write_bytes(raw[:members[6].offset] + b"x" * 2048)
+    stats = _Counts()
+    assert len(list(data.iterate_tar_samples(str(shard), stats))) == 2
+    assert stats.counts == {"unreadable_shard": 1}
+
+
+def _png(width, height):
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_images_over_the_pixel_limit_are_skipped_and_counted(tmp_path, tokenizer):
+    with tarfile.open(tmp_path / "00000.tar", "w") as tar:
+        for i, side in enumerate((40, 100, 64, 101)):
+            _add(tar, f"s{i}.png", _png(side, side))
+            _add(tar, f"s{i}.txt", f"a {side} pixel square".encode())
+    ds = data.webdataset_dataset(str(tmp_path / "00000.tar"), S, 8, tokenizer=tokenizer,
+                                 training=False, max_pixels=64 * 64)
+    (batch,) = list(ds.as_numpy_iterator())
+    np.testing.assert_array_equal(
+        batch["token_ids"], tokenizer(["a 40 pixel square", "a 64 pixel square"]))
+    counts = ds.quality_stats.counts()
+    assert counts["image_too_large"] == 2 and counts["corrupt_image"] == 0
+    report = ds.quality_stats.report()
+    assert "skipped 2 sample(s)" in report and "image_too_large=2" in report
+    unlimited = data.webdataset_dataset(str(tmp_path / "00000.tar"), S, 8,
+                                        tokenizer=tokenizer, training=False, max_pixels=None)
+    assert next(unlimited.as_numpy_iterator())["images"].shape[0] == 4
+    with pytest.raises(ValueError, match="max_pixels must be a positive int or None"):
+        data.webdataset_dataset(str(tmp_path / "00000.tar"), S, 8, max_pixels=0)
+
+
+def test_csv_images_over_the_pixel_limit_are_skipped_and_counted(tmp_path, tokenizer):
+    (tmp_path / "small.png").write_bytes(_png(50, 50))
+    (tmp_path / "huge.png").write_bytes(_png(100, 100))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "t.csv").write_text("filepath,title\nsmall.png,small\nhuge.png,huge\n"
+                                    "bad.png,bad\n")
+    ds = data.csv_dataset(str(tmp_path / "t.csv"), S, 8, tokenizer=tokenizer,
+                          training=True, seed=0, drop_remainder=False, max_pixels=64 * 64)
+    (batch,) = list(ds.as_numpy_iterator())
+    np.testing.assert_array_equal(batch["token_ids"], tokenizer(["small"]))
+    counts = ds.quality_stats.counts()
+    assert counts["image_too_large"] == 1 and counts["corrupt_image"] == 1
 
 
 def test_webdataset_errors(tmp_path):

@@ -75,7 +75,8 @@ def csv_dataset(path, image_size, batch_size, tokenizer=None, image_key="filepat
                 caption_key="title", sep=None, image_root=None, training=True,
                 shuffle_buffer=10000, seed=None, num_parallel_calls=None, num_shards=1,
                 shard_index=0, input_context=None, drop_remainder=None, repeat=False,
-                scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), stats=None):
+                scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), stats=None,
+                max_pixels=pipeline.DEFAULT_MAX_PIXELS):
     """A ``tf.data`` pipeline over CSV/TSV tables of image paths and captions.
 
     Args:
@@ -88,6 +89,7 @@ def csv_dataset(path, image_size, batch_size, tokenizer=None, image_key="filepat
         image_root: folder for relative image paths (default: each table's folder).
         num_shards, shard_index, input_context: this worker's part of the rows
             (every ``num_shards``-th row, in table order).
+        max_pixels: as in ``webdataset_dataset``.
 
     Returns:
         A dataset of ``{"images": float32 (B, S, S, 3), "token_ids": int32 (B, 77)}``
@@ -99,6 +101,7 @@ def csv_dataset(path, image_size, batch_size, tokenizer=None, image_key="filepat
     import tensorflow as tf
 
     pipeline.check_common(image_size, batch_size)
+    pipeline.check_max_pixels(max_pixels)
     tables = pipeline.list_files(path, "CSV/TSV tables")
     paths, captions = [], []
     for table in tables:
@@ -130,4 +133,4 @@ def csv_dataset(path, image_size, batch_size, tokenizer=None, image_key="filepat
         decode=True, num_parallel_calls=num_parallel_calls,
         drop_remainder=training if drop_remainder is None else drop_remainder,
         stats=stats, scale=scale, ratio=ratio,
-        sharded=num_shards > 1 or input_context is not None)
+        sharded=num_shards > 1 or input_context is not None, max_pixels=max_pixels)

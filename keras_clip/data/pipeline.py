@@ -28,8 +28,15 @@ CATEGORIES = (
     "unreadable_file",     # an image path that could not be read
     "missing_caption",     # no caption file / empty caption
     "missing_image",       # a WebDataset sample without an image member
-    "unreadable_shard",    # a tar shard that could not be opened or ended early
+    "image_too_large",     # more pixels than the pipeline's max_pixels (not decoded)
+    "unreadable_shard",    # a tar shard that could not be opened, or is corrupt
+    "truncated_shard",     # a tar shard that ends before its end-of-archive blocks
 )
+# Counted per shard, not per sample: left out of the skipped-sample totals.
+SHARD_CATEGORIES = ("unreadable_shard", "truncated_shard")
+# Images with more pixels are skipped before decoding (PIL's decompression-bomb
+# warning threshold, Image.MAX_IMAGE_PIXELS: 1024**3 // 4 // 3).
+DEFAULT_MAX_PIXELS = 89_478_485
 
 
 class DataQualityStats:
@@ -50,7 +57,8 @@ class DataQualityStats:
 
         self._lock = threading.Lock()
         self._python = collections.Counter()
-        names = ("seen_decode", "ok_decode", "seen_read", "ok_read", "missing_caption")
+        names = ("seen_decode", "ok_decode", "seen_read", "ok_read", "missing_caption",
+                 "image_too_large")
 
         def create():
             with tf.init_scope(), tf.device("/CPU:0"):
@@ -86,11 +94,12 @@ class DataQualityStats:
         out["corrupt_image"] += v["seen_decode"] - v["ok_decode"]
         out["unreadable_file"] += v["seen_read"] - v["ok_read"]
         out["missing_caption"] += v["missing_caption"]
+        out["image_too_large"] += v["image_too_large"]
         return out
 
     def total(self):
-        """Total skipped samples (``unreadable_shard`` counts shards, not samples)."""
-        return sum(v for k, v in self.counts().items() if k != "unreadable_shard")
+        """Total skipped samples (``SHARD_CATEGORIES`` count shards, not samples)."""
+        return _samples(self.counts())
 
     def reset(self):
         """Sets every count back to zero."""
@@ -112,10 +121,13 @@ class DataQualityStats:
         if not any(counts.values()):
             return None
         detail = ", ".join(f"{k}={v}" for k, v in counts.items() if v)
-        msg = (f"keras_clip.data: skipped {sum(v for k, v in counts.items() if k != 'unreadable_shard')} "
-               f"sample(s) this {where} ({detail}).")
+        msg = f"keras_clip.data: skipped {_samples(counts)} sample(s) this {where} ({detail})."
         logger.warning(msg)
         return msg
+
+
+def _samples(counts):
+    return sum(v for k, v in counts.items() if k not in SHARD_CATEGORIES)
 
 
 class DataQualityReport(keras.callbacks.Callback):
@@ -290,6 +302,51 @@ def drop_missing_captions(ds, stats):
     return ds.map(count).filter(lambda r: r["_keep"]).map(strip_flag)
 
 
+def _pixel_count(image_bytes):
+    """Width x height from the image header (PIL reads no pixels); 0 if unrecognised."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:  # over twice PIL's own limit
+        return np.int64(np.iinfo(np.int64).max)
+    except Exception:  # not an image PIL knows: decode_image decides (and counts)
+        return np.int64(0)
+    return np.int64(width * height)
+
+
+def drop_large_images(ds, stats, max_pixels, num_parallel_calls):
+    """Drops (and counts as ``image_too_large``) records whose ``"image_bytes"`` header
+    declares more than ``max_pixels`` pixels, before anything decodes them."""
+    import tensorflow as tf
+
+    def measure(record):
+        pixels = tf.numpy_function(_pixel_count, [record["image_bytes"]], tf.int64,
+                                   stateful=False)
+        too_large = pixels > max_pixels
+        stats.counter("image_too_large", tf.cast(too_large, tf.int64))
+        return dict(record, _keep=tf.logical_not(too_large))
+
+    def strip_flag(record):
+        record = dict(record)
+        record.pop("_keep")
+        return record
+
+    ds = ds.map(measure, num_parallel_calls=num_parallel_calls, deterministic=True)
+    return ds.filter(lambda r: r["_keep"]).map(strip_flag)
+
+
+def check_max_pixels(max_pixels):
+    if max_pixels is not None and (isinstance(max_pixels, bool)
+                                   or not isinstance(max_pixels, int) or max_pixels < 1):
+        raise ValueError(f"max_pixels must be a positive int or None (no limit); received "
+                         f"{max_pixels!r}.")
+
+
 def guarded_map(ds, fn, stats, name, num_parallel_calls):
     """``ds.map(fn)`` in parallel with failing elements skipped and counted under ``name``."""
     import tensorflow as tf
@@ -311,12 +368,13 @@ def guarded_map(ds, fn, stats, name, num_parallel_calls):
 def finish(ds, image_size, batch_size, tokenizer=None, training=True, seed=None,
            decode=False, include_labels=False, num_parallel_calls=None, drop_remainder=False,
            stats=None, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), prefetch=True,
-           sharded=False):
+           sharded=False, max_pixels=DEFAULT_MAX_PIXELS):
     """Decode (if ``decode``), crop, batch and tokenize records into model batches.
 
     Records are dicts with ``"caption"`` (tf.string) and either ``"image"`` (uint8
     HWC) or, with ``decode=True``, ``"image_bytes"`` (encoded jpg/png/webp/...).
-    Undecodable images are skipped and counted in ``stats``.
+    Undecodable images are skipped and counted in ``stats``; so are images whose
+    header declares more than ``max_pixels`` pixels (None: no limit), before decoding.
 
     ``sharded=True`` (the caller already split the input per worker) turns
     tf.distribute's auto-sharding off so that it does not split it again.
@@ -328,6 +386,7 @@ def finish(ds, image_size, batch_size, tokenizer=None, training=True, seed=None,
     import tensorflow as tf
 
     check_common(image_size, batch_size)
+    check_max_pixels(max_pixels)
     stats = stats or DataQualityStats()
     tokenizer = resolve_tokenizer(tokenizer)
     center_crop, random_crop = _crop_functions()
@@ -356,6 +415,8 @@ def finish(ds, image_size, batch_size, tokenizer=None, training=True, seed=None,
                                            (image_size, image_size, 3))
         return record
 
+    if decode and max_pixels is not None:
+        ds = drop_large_images(ds, stats, max_pixels, parallel)
     if decode:
         ds = guarded_map(ds, load, stats, "decode", parallel)
     else:  # in-memory uint8 images: nothing to skip, and the cardinality stays known

@@ -16,17 +16,57 @@ from keras_clip.data import pipeline
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif")
 
 
+class _EndNotingTarInfo(tarfile.TarInfo):
+    """Notes on the archive why reading headers stopped (tarfile ends silently)."""
+
+    @classmethod
+    def fromtarfile(cls, archive):
+        try:
+            return super().fromtarfile(archive)
+        except tarfile.HeaderError as error:
+            archive.end_error = error
+            raise
+
+
+def _end_problem(tar):
+    """How a tar stream whose members all read ended: None, or a skip category.
+
+    A complete archive ends with two zero blocks; tarfile stops quietly at the
+    first, at a cut between members or at a garbage header.
+    """
+    error = getattr(tar, "end_error", None)
+    if isinstance(error, tarfile.EOFHeaderError):  # one zero block read: is the second there?
+        second = tar.fileobj.read(tarfile.BLOCKSIZE)
+        return None if second == tarfile.NUL * tarfile.BLOCKSIZE else "truncated_shard"
+    if isinstance(error, tarfile.InvalidHeaderError):
+        return "unreadable_shard"
+    return "truncated_shard"  # the stream ended at or inside a header
+
+
+def _at_end(tar):
+    """True if nothing is left to read in the (decompressed) tar stream."""
+    try:
+        return tar.fileobj.read(1) == b""
+    except (OSError, tarfile.TarError, EOFError, zlib.error):
+        return False
+
+
 def iterate_tar_samples(path, stats=None, caption_ext="txt", image_exts=IMAGE_EXTENSIONS):
     """Yields ``(key, image_bytes, caption_bytes)`` for the complete samples of one shard.
 
-    Samples without an image or a caption, and a shard that cannot be opened or
-    ends early, are skipped and counted in ``stats`` (a ``DataQualityStats``).
+    Samples without an image or a caption are skipped and counted in ``stats``
+    (a ``DataQualityStats``); so is a shard that cannot be opened or is corrupt
+    (``unreadable_shard``) or that ends before its end-of-archive blocks
+    (``truncated_shard``: a cut shard, even one cut between two members).
 
     Example:
         >>> for key, image, caption in iterate_tar_samples("shards/00000.tar"): ...
     """
     path = os.fsdecode(path)
     add = stats.add if stats is not None else (lambda *a, **k: None)
+
+    def complete(group):
+        return caption_ext in group and any(e in group for e in image_exts)
 
     def emit(group):
         if not group:
@@ -41,13 +81,13 @@ def iterate_tar_samples(path, stats=None, caption_ext="txt", image_exts=IMAGE_EX
         return image, group[caption_ext]
 
     try:
-        tar = tarfile.open(path, "r|*")
+        tar = tarfile.open(path, "r|*", tarinfo=_EndNotingTarInfo)
     except (OSError, tarfile.TarError, EOFError, zlib.error):
         add("unreadable_shard")
         return
     key, group, reading = None, {}, False
-    try:
-        with tar:
+    with tar:
+        try:
             for member in tar:
                 if not member.isfile():
                     continue
@@ -64,16 +104,16 @@ def iterate_tar_samples(path, stats=None, caption_ext="txt", image_exts=IMAGE_EX
                 reading = True
                 group[ext.lower()] = tar.extractfile(member).read()
                 reading = False
-    except (OSError, tarfile.TarError, EOFError, zlib.error):
-        # A truncated or corrupt shard: the samples before were already yielded;
-        # the one being read is kept if its image and caption are complete.
-        add("unreadable_shard")
-        complete = any(e in group for e in image_exts) and caption_ext in group
-        if complete:
-            yield (key,) + emit(group)
-        elif group or reading:
-            add("unreadable_file")
-        return
+            problem = _end_problem(tar)
+        except (OSError, tarfile.TarError, EOFError, zlib.error):  # cut or corrupt in a member
+            problem = "truncated_shard" if _at_end(tar) else "unreadable_shard"
+    if problem:
+        add(problem)
+        # The shard's last sample is kept if complete; else it was lost to the cut.
+        if not complete(group):
+            if group or reading:
+                add("unreadable_file")
+            return
     sample = emit(group)
     if sample is not None:
         yield (key,) + sample
@@ -83,7 +123,8 @@ def webdataset_dataset(patterns, image_size, batch_size, tokenizer=None, trainin
                        shuffle_buffer=1000, seed=None, num_parallel_calls=None,
                        cycle_length=4, num_shards=1, shard_index=0, input_context=None,
                        drop_remainder=None, repeat=False, caption_ext="txt",
-                       scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), stats=None):
+                       scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), stats=None,
+                       max_pixels=pipeline.DEFAULT_MAX_PIXELS):
     """A ``tf.data`` pipeline over WebDataset shards yielding model batches.
 
     Args:
@@ -111,6 +152,10 @@ def webdataset_dataset(patterns, image_size, batch_size, tokenizer=None, trainin
         caption_ext: extension of the caption member.
         scale, ratio: random resized crop ranges.
         stats: a ``DataQualityStats`` to count into (default a new one).
+        max_pixels: images whose header declares more pixels (width x height)
+            are skipped undecoded and counted as ``image_too_large``; default
+            ``DEFAULT_MAX_PIXELS`` (about 89.5 million, PIL's decompression-bomb
+            threshold), None for no limit.
 
     Returns:
         A dataset of ``{"images": float32 (B, S, S, 3), "token_ids": int32 (B, 77)}``
@@ -123,6 +168,7 @@ def webdataset_dataset(patterns, image_size, batch_size, tokenizer=None, trainin
     import tensorflow as tf
 
     pipeline.check_common(image_size, batch_size)
+    pipeline.check_max_pixels(max_pixels)
     files = pipeline.list_files(patterns, "WebDataset shards")
     files = pipeline.shard_files(files, num_shards, shard_index, input_context, "shards")
     stats = stats or pipeline.DataQualityStats()
@@ -152,4 +198,4 @@ def webdataset_dataset(patterns, image_size, batch_size, tokenizer=None, trainin
         decode=True, num_parallel_calls=num_parallel_calls,
         drop_remainder=training if drop_remainder is None else drop_remainder,
         stats=stats, scale=scale, ratio=ratio,
-        sharded=num_shards > 1 or input_context is not None)
+        sharded=num_shards > 1 or input_context is not None, max_pixels=max_pixels)
