@@ -1,10 +1,11 @@
 """`ClipEdge`: CLIP towers exported by keras_clip, run with ONNX Runtime."""
 
 import os
+import string
 
 import numpy as np
 
-from clip_edge.manifest import read_manifest
+from clip_edge.manifest import read_manifest, resolve
 from clip_edge.manifest import verify as verify_sha256
 from clip_edge.preprocess import preprocess
 from clip_edge.tokenizer import Tokenizer
@@ -24,6 +25,26 @@ def default_providers():
 def normalize(x):
     """Rows divided by their L2 norm."""
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _session(path, options, providers):
+    """An onnxruntime session; a file it cannot load is a ValueError naming it."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(path, options, providers=providers)
+    except Exception as error:  # onnxruntime's errors derive from Exception only
+        raise ValueError(f"ONNX Runtime cannot load {path}: {error}") from error
+
+
+def _check_template(template):
+    """Raises ValueError unless `template` is a str with exactly one `{}` (and no other field)."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except (TypeError, AttributeError, ValueError):
+        fields = None
+    if fields != [""]:
+        raise ValueError(f"Each template must be a str with exactly one '{{}}', received {template!r:.80}.")
 
 
 class ClipEdge:
@@ -65,18 +86,17 @@ class ClipEdge:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = list(providers) if providers is not None else default_providers()
-        self._image = ort.InferenceSession(
-            os.path.join(self.folder, files["image_encoder"]), options, providers=providers
-        )
-        self._text = ort.InferenceSession(
-            os.path.join(self.folder, files["text_encoder"]), options, providers=providers
+        self._image, self._text = (
+            _session(resolve(self.folder, files[tower], f"onnx.{tower}.{precision}"), options, providers)
+            for tower in ("image_encoder", "text_encoder")
         )
         self.image_size = int(self.manifest["image"]["size"])
         self.mean = tuple(self.manifest["image"]["mean"])
         self.std = tuple(self.manifest["image"]["std"])
         self.context_length = int(self.manifest["text"]["context_length"])
         self.logit_scale = float(self.manifest["logit_scale"])
-        self.tokenizer = Tokenizer(os.path.join(self.folder, vocabulary), self.context_length)
+        self.tokenizer = Tokenizer(resolve(self.folder, vocabulary, "text.vocabulary"), self.context_length)
+        self.embed_dim = int(self._text.get_outputs()[0].shape[-1])
 
     @property
     def providers(self):
@@ -94,6 +114,8 @@ class ClipEdge:
             raise ValueError(f"Expected preprocessed images {expected}; received shape {pixels.shape}.")
         if pixels.dtype.kind != "f":
             raise ValueError(f"Expected preprocessed images {expected}; received dtype {pixels.dtype}.")
+        if len(pixels) == 0:
+            return self._empty()
         outputs = self._image.run(None, {"images": pixels.astype(np.float32)})
         return outputs[1] if normalized else outputs[0]
 
@@ -101,8 +123,10 @@ class ClipEdge:
         """Images (paths, PIL images or uint8 HWC arrays) -> embeddings `(B, D)`.
 
         `normalized=True` returns unit-norm rows; otherwise the projected embeddings
-        (as `keras_clip.CLIP.encode_image`).
+        (as `keras_clip.CLIP.encode_image`). An empty list gives a `(0, D)` array.
         """
+        if isinstance(images, (list, tuple)) and not images:
+            return self._empty()
         return self.encode_pixels(self.preprocess(images), normalized)
 
     def tokenize(self, texts):
@@ -110,9 +134,20 @@ class ClipEdge:
         return self.tokenizer(texts)
 
     def encode_texts(self, texts, normalized=False):
-        """Captions (a str or a list of str) -> embeddings `(B, D)`."""
-        outputs = self._text.run(None, {"token_ids": self.tokenize(texts)})
+        """Captions (a str or a list of str) -> embeddings `(B, D)`; `[]` gives `(0, D)`.
+
+        Example:
+            >>> edge.encode_texts([]).shape  # doctest: +SKIP
+            (0, 512)
+        """
+        token_ids = self.tokenize(texts)
+        if len(token_ids) == 0:
+            return self._empty()
+        outputs = self._text.run(None, {"token_ids": token_ids})
         return outputs[1] if normalized else outputs[0]
+
+    def _empty(self):
+        return np.zeros((0, self.embed_dim), np.float32)
 
     def similarity(self, images, texts):
         """Cosine similarities `(num_images, num_texts)`."""
@@ -124,8 +159,7 @@ class ClipEdge:
             raise ValueError(f"`labels` must be a non-empty list of str, received {labels!r:.80}.")
         templates = list(templates or DEFAULT_TEMPLATES)
         for template in templates:
-            if not isinstance(template, str) or "{}" not in template:
-                raise ValueError(f"Each template must be a str containing '{{}}', received {template!r}.")
+            _check_template(template)
         texts = [template.format(label) for label in labels for template in templates]
         embeddings = self.encode_texts(texts, True).reshape(len(labels), len(templates), -1)
         return normalize(embeddings.mean(axis=1))
