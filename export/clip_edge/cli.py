@@ -1,5 +1,9 @@
 """`python -m clip_edge` / `clip-edge`: embed images or texts, classify images.
 
+Bad input (a missing or tampered folder, a missing or unreadable image, no
+labels, ...) ends with one `clip-edge: error: ...` line naming the file or flag
+and exit code 2, never a traceback.
+
 Examples:
     $ python -m clip_edge embed vit_b32_export --images photos/ --out photos.npy
     $ python -m clip_edge embed vit_b32_export --texts captions.txt --out captions.npy
@@ -12,8 +16,10 @@ import os
 import sys
 
 import numpy as np
+from PIL import Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+USER_ERRORS = (ValueError, OSError, Image.DecompressionBombError)
 
 
 def _image_paths(items):
@@ -26,8 +32,42 @@ def _image_paths(items):
         else:
             paths.append(item)
     if not paths:
-        raise SystemExit(f"No images found in {items}.")
+        raise ValueError(f"No images found in {items}.")
     return paths
+
+
+def _read_lines(path, flag):
+    """Non-empty lines of a UTF-8 text file; errors name `flag` and the file."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = [line.rstrip("\n") for line in file if line.strip()]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{flag} {path}: not UTF-8 text (byte {error.start}: {error.reason}).") from error
+    except OSError as error:
+        raise ValueError(f"{flag} {path}: {error.strerror or error}.") from error
+    if not lines:
+        raise ValueError(f"{flag} {path}: the file holds no non-empty lines.")
+    return lines
+
+
+def _labels(value):
+    if os.path.isfile(value):
+        return [line.strip() for line in _read_lines(value, "--labels")]
+    labels = [label.strip() for label in value.split(",") if label.strip()]
+    if not labels:
+        raise ValueError(f"--labels: no labels in {value!r}; give 'cat,dog' or a file with one per line.")
+    return labels
+
+
+def _pixels(edge, paths):
+    """Preprocessed images; an image that cannot be read is named in the error."""
+    pixels = []
+    for path in paths:
+        try:
+            pixels.append(edge.preprocess([path]))
+        except USER_ERRORS as error:
+            raise ValueError(f"image {path}: {error}") from error
+    return np.concatenate(pixels)
 
 
 def _batches(items, size):
@@ -35,10 +75,7 @@ def _batches(items, size):
         yield items[start : start + size]
 
 
-def main(argv=None):
-    """Entry point."""
-    from clip_edge.runtime import ClipEdge
-
+def _parser():
     parser = argparse.ArgumentParser(prog="clip-edge", description="CLIP on ONNX Runtime.")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
     parser.add_argument("--batch-size", type=int, default=16)
@@ -54,35 +91,51 @@ def main(argv=None):
     classify.add_argument("images", nargs="+", help="image files or folders")
     classify.add_argument("--labels", required=True, help="comma-separated labels, or a file with one per line")
     classify.add_argument("--template", action="append", help="e.g. 'a photo of a {}.' (repeatable)")
-    args = parser.parse_args(argv)
+    return parser
 
-    edge = ClipEdge(args.folder, precision=args.precision)
-    if args.command == "embed":
-        if args.images:
-            paths = _image_paths(args.images)
-            chunks = [edge.encode_images(b, normalized=True) for b in _batches(paths, args.batch_size)]
-        else:
-            with open(args.texts, encoding="utf-8") as file:
-                lines = [line.rstrip("\n") for line in file if line.strip()]
-            chunks = [edge.encode_texts(b, normalized=True) for b in _batches(lines, args.batch_size)]
-        embeddings = np.concatenate(chunks)
-        np.save(args.out, embeddings)
-        print(json.dumps({"out": args.out, "shape": list(embeddings.shape)}))
-        return 0
-    if os.path.isfile(args.labels):
-        with open(args.labels, encoding="utf-8") as file:
-            labels = [line.strip() for line in file if line.strip()]
+
+def _embed(edge, args):
+    if args.images:
+        paths = _image_paths(args.images)
+        chunks = [edge.encode_pixels(_pixels(edge, b), True) for b in _batches(paths, args.batch_size)]
     else:
-        labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+        lines = _read_lines(args.texts, "--texts")
+        chunks = [edge.encode_texts(b, normalized=True) for b in _batches(lines, args.batch_size)]
+    embeddings = np.concatenate(chunks)
+    try:
+        np.save(args.out, embeddings)
+    except OSError as error:
+        raise ValueError(f"--out {args.out}: {error.strerror or error}.") from error
+    print(json.dumps({"out": args.out, "shape": list(embeddings.shape)}))
+
+
+def _classify(edge, args):
+    labels = _labels(args.labels)
     paths = _image_paths(args.images)
     classes = edge.class_embeddings(labels, args.template)
     for batch in _batches(paths, args.batch_size):
-        logits = edge.logit_scale * edge.encode_images(batch, normalized=True) @ classes.T
+        logits = edge.logit_scale * edge.encode_pixels(_pixels(edge, batch), True) @ classes.T
         logits -= logits.max(axis=-1, keepdims=True)
         probabilities = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
         for path, row in zip(batch, probabilities):
             best = int(np.argmax(row))
             print(json.dumps({"image": path, "label": labels[best], "probability": float(row[best])}))
+
+
+def main(argv=None):
+    """Entry point; returns the exit code (2 on bad input)."""
+    from clip_edge.runtime import ClipEdge
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, received {args.batch_size}.")
+        edge = ClipEdge(args.folder, precision=args.precision)
+        (_embed if args.command == "embed" else _classify)(edge, args)
+    except USER_ERRORS as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"clip-edge: error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 
