@@ -4,7 +4,12 @@
 `compute_loss`, which every backend's `train_step` / `test_step` calls, so
 the datasets yield only `{"images", "token_ids"}` (no labels) and no loss is
 passed to `compile`. Metrics: `loss`, `i2t_accuracy` and `t2i_accuracy`
-(in-batch top-1 over the global batch) and `logit_scale`.
+(in-batch top-1 over the global batch), `logit_scale` and `skipped_steps`.
+
+A training step whose loss or any gradient is NaN or infinite changes
+nothing (weights, optimizer state, BatchNorm statistics) and counts in
+`skipped_steps` (reset every epoch, like the other metrics); the loss and
+accuracies average over the applied steps (see `guarded_step`).
 
 The temperature `t` gets a constraint that keeps `exp(t)` in `[1, 100]`
 after every optimizer step (on top of the `min(exp(t), 100)` in the
@@ -24,6 +29,7 @@ from keras import ops
 
 from keras_clip.losses import in_batch_accuracy, local_contrastive_logits, local_contrastive_loss
 from keras_clip.training.distribution import gather_global_batch, tf_replica_context
+from keras_clip.training.guarded_step import TRAIN_STEPS
 
 MAX_LOG_SCALE = math.log(100.0)
 
@@ -69,6 +75,23 @@ def _multi_worker_tf():
     )
 
 
+class AppliedStepsMean(keras.metrics.Mean):
+    """A `Mean` that is NaN, not 0, before any value with a non-zero weight.
+
+    The loss metric: skipped steps add weight 0, so an epoch whose every
+    step was skipped reports NaN loss instead of a perfect 0.
+
+    Example:
+        >>> metric = AppliedStepsMean()
+        >>> metric.update_state(5.0, sample_weight=0.0); float(metric.result())
+        nan
+    """
+
+    def result(self):
+        mean = super().result()
+        return ops.where(self.count > 0, mean, ops.full_like(mean, float("nan")))
+
+
 class ContrastiveTrainer:
     """Mixin giving a two-tower model CLIP's contrastive `compute_loss`.
 
@@ -83,6 +106,21 @@ class ContrastiveTrainer:
         self.i2t_accuracy_tracker = keras.metrics.Mean(name="i2t_accuracy")
         self.t2i_accuracy_tracker = keras.metrics.Mean(name="t2i_accuracy")
         self.logit_scale_tracker = LastValue(name="logit_scale")
+        self.skipped_steps_tracker = keras.metrics.Sum(name="skipped_steps")
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        from keras.src.utils.tracking import DotNotTrackScope
+
+        with DotNotTrackScope():  # as Keras' compile: not one more entry of `metrics`
+            self._loss_tracker = AppliedStepsMean(name="loss")
+
+    def train_step(self, *args):
+        # Keras' step for the backend, with the update skipped on a non-finite
+        # loss or gradient: `(data)`, or `(state, data)` on JAX.
+        if self.optimizer is None or not self.trainable_weights:
+            return super().train_step(*args)
+        return TRAIN_STEPS[keras.backend.backend()](self, *args)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras (3.15, TF backend) reduces the whole first distributed batch with
@@ -139,7 +177,9 @@ class ContrastiveTrainer:
         i2t, t2i = local_contrastive_logits(images, texts, all_images, all_texts, scale)
         per_pair = local_contrastive_loss(i2t, t2i, offset)  # (b,)
         loss = ops.sum(per_pair) / ops.cast(global_batch, "float32")
-        local_batch = ops.cast(ops.shape(per_pair)[0], "float32")
+        # Accuracies leave out a step whose loss is not finite (it is skipped).
+        local_batch = ops.cast(ops.shape(per_pair)[0], "float32") * ops.cast(
+            ops.isfinite(loss), "float32")
         self.i2t_accuracy_tracker.update_state(in_batch_accuracy(i2t, offset), local_batch)
         self.t2i_accuracy_tracker.update_state(in_batch_accuracy(t2i, offset), local_batch)
         self.logit_scale_tracker.update_state(scale)

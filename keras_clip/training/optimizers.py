@@ -7,6 +7,9 @@ Example:
     >>> model.compile(optimizer=optimizer)  # doctest: +SKIP
 """
 
+import math
+import numbers
+
 import keras
 
 # Variable names (`variable.name`) that never get weight decay: biases,
@@ -28,6 +31,31 @@ def no_decay_variable_paths(model):
     return [v.path for v in model.trainable_variables if not uses_weight_decay(v)]
 
 
+def check_number(name, value, low, high=math.inf, low_open=False, high_open=False):
+    """Raises a ValueError unless `value` is a finite real number within the bounds.
+
+    Example:
+        >>> check_number("learning_rate", float("nan"), 0, low_open=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: `learning_rate` must be a finite number > 0, received nan.
+    """
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value)
+          and (value > low if low_open else value >= low)
+          and (value < high if high_open else value <= high))
+    if not ok:
+        lower = f"{'>' if low_open else '>='} {low}"
+        upper = "" if high == math.inf else f" and {'<' if high_open else '<='} {high}"
+        raise ValueError(f"`{name}` must be a finite number {lower}{upper}, received {value!r}.")
+    return value
+
+
+def _check_steps(name, value, low):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"`{name}` must be an integer >= {low}, received {value!r}.")
+
+
 def cosine_schedule(learning_rate, total_steps, warmup_steps=0, final_fraction=0.0):
     """Linear warm-up from 0 to `learning_rate` over `warmup_steps`, then cosine decay.
 
@@ -42,11 +70,11 @@ def cosine_schedule(learning_rate, total_steps, warmup_steps=0, final_fraction=0
         >>> round(float(schedule(5)), 6), round(float(schedule(10)), 6)
         (0.0005, 0.001)
     """
-    if learning_rate <= 0:
-        raise ValueError(f"`learning_rate` must be positive, received {learning_rate!r}.")
-    if not isinstance(total_steps, int) or total_steps <= 0:
-        raise ValueError(f"`total_steps` must be a positive integer, received {total_steps!r}.")
-    if not isinstance(warmup_steps, int) or not 0 <= warmup_steps < total_steps:
+    check_number("learning_rate", learning_rate, 0, low_open=True)
+    check_number("final_fraction", final_fraction, 0, 1)
+    _check_steps("total_steps", total_steps, 1)
+    _check_steps("warmup_steps", warmup_steps, 0)
+    if warmup_steps >= total_steps:
         raise ValueError(
             f"`warmup_steps` must be an integer in [0, total_steps={total_steps}), "
             f"received {warmup_steps!r}."
@@ -95,6 +123,14 @@ def build_optimizer(
     """
     if not model.trainable_variables:
         raise ValueError("`model` has no trainable variables; build it before the optimizer.")
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        check_number("learning_rate", learning_rate, 0, low_open=True)
+    check_number("weight_decay", weight_decay, 0)
+    check_number("beta_1", beta_1, 0, 1, high_open=True)
+    check_number("beta_2", beta_2, 0, 1, high_open=True)
+    check_number("epsilon", epsilon, 0, low_open=True)
+    if global_clipnorm is not None:
+        check_number("global_clipnorm", global_clipnorm, 0, low_open=True)
     if total_steps is not None:
         learning_rate = cosine_schedule(learning_rate, total_steps, warmup_steps)
     elif warmup_steps:
