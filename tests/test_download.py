@@ -2,8 +2,10 @@
 
 A thread runs an `http.server` on 127.0.0.1 that answers `HEAD`/`GET
 /{repo_id}/resolve/{revision}/{filename}` the way the Hugging Face Hub does
-for a plain (non-Xet) file: `ETag`, `X-Repo-Commit`, `Content-Length`.
-`HF_ENDPOINT` points `huggingface_hub.hf_hub_download` at it. The served file
+for a plain (non-Xet) file: `ETag`, `X-Repo-Commit`, `Content-Length`; it can
+also announce another ETag than the body's (`etags`) or drip the body a byte
+at a time (`drip_seconds`), as a tampered or hostile server would.
+`HF_ENDPOINT` points the download (`huggingface_hub`'s HTTP session) at it. The served file
 is a tiny random CLIP checkpoint in OpenAI key names, and the built-in name
 `vit_b32` is pointed at it by patching `weight_sources` and `preset_config`.
 """
@@ -15,6 +17,7 @@ import os
 import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -74,6 +77,9 @@ class HubServer:
 
     def __init__(self, files, commit=COMMIT):
         self.files = dict(files)  # {(repo_id, filename): bytes}
+        self.etags = {}  # {(repo_id, filename): ETag sent instead of the body's SHA-256}
+        self.drip_seconds = 0.0  # > 0: send the body one byte per interval
+        self.stopped = threading.Event()
         self.commit = commit
         self.downloads = 0  # GET requests that returned a file
         self.requests = []
@@ -97,13 +103,14 @@ class HubServer:
 
     def _answer(self, handler, with_body):
         self.requests.append((handler.command, handler.path))
-        body = None
+        body, key = None, None
         path = handler.path.split("?")[0]
         if "/resolve/" in path:
             repo_id, rest = path.lstrip("/").split("/resolve/", 1)
             revision, _, filename = rest.partition("/")
+            key = (repo_id, filename)
             if revision in ("main", self.commit):
-                body = self.files.get((repo_id, filename))
+                body = self.files.get(key)
         if body is None:
             handler.send_response(404)
             handler.send_header("X-Error-Code", "EntryNotFound")
@@ -114,15 +121,31 @@ class HubServer:
         handler.send_response(200)
         handler.send_header("Content-Type", "application/octet-stream")
         handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+        etag = self.etags.get(key) or hashlib.sha256(body).hexdigest()
+        handler.send_header("ETag", f'"{etag}"')
         handler.send_header("X-Repo-Commit", self.commit)
         handler.send_header("Accept-Ranges", "bytes")
         handler.end_headers()
         if with_body:
             self.downloads += 1
-            handler.wfile.write(body)
+            if self.drip_seconds:
+                self._drip(handler, body)
+            else:
+                handler.wfile.write(body)
+
+    def _drip(self, handler, body):
+        """Sends `body` a byte at a time; stops when the client hangs up or the hub stops."""
+        for index in range(len(body)):
+            if self.stopped.wait(self.drip_seconds):
+                return
+            try:
+                handler.wfile.write(body[index : index + 1])
+                handler.wfile.flush()
+            except OSError:
+                return
 
     def stop(self):
+        self.stopped.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
@@ -324,5 +347,180 @@ def test_bundled_weight_sources_are_well_formed():
         if sha256 is not None:
             assert len(sha256) == 64 and sha256 == sha256.lower() and int(sha256, 16) >= 0, name
             assert revision != "main", f"{name}: a SHA-256 needs the revision it was read at"
-            assert source["size_bytes"] > 0, name
+            assert source["size_bytes"] is None or source["size_bytes"] > 0, name
     assert sources["vit_b32"]["sha256"].startswith("e6d1bd7789aa4519")
+    assert sources["rn50x4"]["sha256"].startswith("fcd5a494550d0951")
+    assert "resnet50x4_clip.openai" in sources["rn50x4"]["_source"]
+
+
+# ---- unpinned presets: the hub's ETag, revalidation, non-finite files (issue 10, 2) -----------
+
+
+def read_record():
+    folder = os.path.join(os.environ["KERAS_CLIP_CACHE"], f"{NAME}-main")
+    with open(os.path.join(folder, download.SOURCE_FILE)) as file:
+        return json.load(file)
+
+
+def load_quietly():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return keras_clip.from_preset(NAME)
+
+
+def test_unpinned_entry_records_file_digest_and_hub_etag(hub, monkeypatch, checkpoint):
+    point_at(monkeypatch, sha256=None, revision="main")
+    load_quietly()
+    record = read_record()
+    digest = hashlib.sha256(checkpoint[0]).hexdigest()
+    assert record["pinned"] is False
+    assert record["sha256"] == digest and record["hub_etag"] == digest
+    assert record["hub_commit"] == COMMIT
+    assert sorted(record["files"]) == ["config.json", "model.weights.h5"]
+
+
+def test_unpinned_file_differing_from_hub_etag_is_refused(hub, monkeypatch, checkpoint):
+    point_at(monkeypatch, sha256=None, revision="main")
+    hub.etags[(REPO_ID, FILENAME)] = "ab" * 32  # the hub vouches for another file
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match="not the file the hub describes.*Nothing was cached"):
+            keras_clip.from_preset(NAME)
+    assert cache_entries() == []
+
+
+def test_unpinned_cache_is_evicted_when_hub_serves_another_file(hub, monkeypatch, checkpoint):
+    point_at(monkeypatch, sha256=None, revision="main")
+    tampered, _ = checkpoint_bytes(tiny_config(), seed=1)  # right shapes, wrong values
+    hub.files[(REPO_ID, FILENAME)] = tampered
+    load_quietly()
+    assert read_record()["sha256"] == hashlib.sha256(tampered).hexdigest()
+
+    hub.files[(REPO_ID, FILENAME)] = checkpoint[0]  # upstream fixed: another ETag
+    with pytest.warns(UserWarning, match="no longer serves"):
+        model = keras_clip.from_preset(NAME)
+    assert hub.downloads == 2
+    assert_weights_equal(model, checkpoint[1])
+    assert read_record()["sha256"] == hashlib.sha256(checkpoint[0]).hexdigest()
+    assert cache_entries() == [f"{NAME}-main"]
+
+    assert_weights_equal(load_quietly(), checkpoint[1])  # the hub agrees now: no download
+    assert hub.downloads == 2
+
+
+def test_unpinned_cache_is_used_silently_offline(hub, monkeypatch, checkpoint):
+    point_at(monkeypatch, sha256=None, revision="main")
+    load_quietly()
+    hub.stop()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = keras_clip.from_preset(NAME)
+    assert [str(w.message) for w in caught if NAME in str(w.message)] == []
+    assert_weights_equal(model, checkpoint[1])
+    assert hub.downloads == 1
+
+
+def test_unpinned_non_finite_file_is_refused_and_not_cached(hub, monkeypatch, checkpoint):
+    from safetensors.numpy import save
+
+    point_at(monkeypatch, sha256=None, revision="main")
+    poisoned = dict(checkpoint[1])
+    poisoned["visual.proj"] = np.full_like(poisoned["visual.proj"], np.nan)
+    hub.files[(REPO_ID, FILENAME)] = save(poisoned)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ValueError, match="visual.proj.*Nothing was cached"):
+            keras_clip.from_preset(NAME)
+    assert cache_entries() == []
+
+
+# ---- publishing, leftovers and deadlines (issue 10, 9) ---------------------------------------
+
+
+def write_entry(folder, weights):
+    """A fake complete cache entry (the files `_publish` looks at), digests recorded."""
+    os.makedirs(folder)
+    files = {"config.json": b"{}", "model.weights.h5": weights}
+    for file, data in files.items():
+        with open(os.path.join(folder, file), "wb") as handle:
+            handle.write(data)
+    digests = {file: hashlib.sha256(data).hexdigest() for file, data in files.items()}
+    with open(os.path.join(folder, download.SOURCE_FILE), "w") as handle:
+        json.dump({"files": digests}, handle)
+
+
+def test_publish_never_hides_a_valid_entry_from_readers(tmp_path):
+    folder = str(tmp_path / "entry")
+    write_entry(folder, b"first")
+    done = threading.Event()
+
+    def read_until_done():
+        reads, failures = 0, 0
+        while not done.is_set() and reads < 200000:
+            reads += 1
+            try:
+                for file in ("config.json", "model.weights.h5", download.SOURCE_FILE):
+                    with open(os.path.join(folder, file), "rb") as handle:
+                        handle.read()
+            except OSError:
+                failures += 1
+        return reads, failures
+
+    with ThreadPoolExecutor(3) as pool:
+        readers = [pool.submit(read_until_done) for _ in range(3)]
+        for index in range(150):
+            staged = str(tmp_path / f"staged-{index}")
+            write_entry(staged, b"later %d" % index)
+            download._publish(staged, folder)
+        done.set()
+        results = [reader.result() for reader in readers]
+    assert sum(reads for reads, _ in results) > 0
+    assert [failures for _, failures in results] == [0, 0, 0]
+    with open(os.path.join(folder, "model.weights.h5"), "rb") as handle:
+        assert handle.read() == b"first"  # the valid entry was kept, the copies discarded
+
+
+def test_publish_overwrites_an_invalid_leftover(tmp_path):
+    folder = str(tmp_path / "entry")
+    write_entry(folder, b"good")
+    with open(os.path.join(folder, "model.weights.h5"), "wb") as handle:
+        handle.write(b"truncat")  # no longer matches its recorded digest
+    staged = str(tmp_path / "staged")
+    write_entry(staged, b"fresh")
+    download._publish(staged, folder)
+    assert download._is_valid_entry(folder)
+    with open(os.path.join(folder, "model.weights.h5"), "rb") as handle:
+        assert handle.read() == b"fresh"
+
+
+def test_stale_scratch_folders_are_removed_by_the_next_download(hub, checkpoint):
+    root = os.environ["KERAS_CLIP_CACHE"]
+    stale, fresh = os.path.join(root, ".download-killed"), os.path.join(root, ".download-busy")
+    for folder in (stale, fresh):
+        os.makedirs(os.path.join(folder, "download"))
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale, (two_days_ago, two_days_ago))
+    keras_clip.from_preset(NAME)
+    assert cache_entries() == [".download-busy", f"{NAME}-{COMMIT[:12]}"]
+
+
+def test_dripping_server_hits_the_download_deadline(hub, monkeypatch):
+    monkeypatch.setenv(download.TIMEOUT_VARIABLE, "2")
+    hub.drip_seconds = 0.05  # the tiny checkpoint would take hours
+    started = time.monotonic()
+    with pytest.raises(download.DownloadTimeoutError) as info:
+        keras_clip.from_preset(NAME)
+    assert time.monotonic() - started < 30  # bounded, not the hours the drip would take
+    message = str(info.value)
+    assert "did not finish within 2 s" in message and download.TIMEOUT_VARIABLE in message
+    assert isinstance(info.value, OSError)
+    assert cache_entries() == []
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "soon", "nan", "inf"])
+def test_download_timeout_must_be_positive_seconds(monkeypatch, text):
+    monkeypatch.setenv(download.TIMEOUT_VARIABLE, text)
+    with pytest.raises(ValueError, match=f"{download.TIMEOUT_VARIABLE} must be a positive number"):
+        download.download_timeout()
+    monkeypatch.setenv(download.TIMEOUT_VARIABLE, "90")
+    assert download.download_timeout() == 90.0
