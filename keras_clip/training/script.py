@@ -19,6 +19,12 @@ Writes to --output-dir: `backup/` (BackupAndRestore: rerun the same command
 after a crash and training resumes from the last completed epoch, or step with
 --backup-every), `checkpoints/epoch_NNN.weights.h5`, `logs/` (TensorBoard) and
 `final/` (a preset folder: `keras_clip.from_preset("runs/x/final")`).
+
+A step whose loss or a gradient is NaN/inf is skipped (counted in the
+`skipped_steps` metric). After --max-skipped-steps consecutive skipped steps,
+or if a weight is non-finite at the end of an epoch, training stops with one
+error line and exit code 3, and no checkpoint, `final/` or `summary.json` is
+written for it. Bad flags exit with code 2.
 """
 
 import argparse
@@ -65,6 +71,9 @@ def parse_args(argv=None):
     train.add_argument("--warmup-steps", type=int, default=0)
     train.add_argument("--weight-decay", type=float, default=0.2)
     train.add_argument("--clipnorm", type=float, default=None, help="global gradient norm clip")
+    train.add_argument("--max-skipped-steps", type=int, default=10, metavar="N",
+                       help="stop (exit 3) after N consecutive steps skipped for a "
+                            "non-finite loss or gradient")
     train.add_argument("--strategy", default="none",
                        choices=["none", "mirrored", "multiworker", "tpu", "data_parallel"])
     train.add_argument("--tpu", default="", help="TPU address for --strategy tpu")
@@ -82,13 +91,34 @@ def parse_args(argv=None):
     out.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                      help="1: progress bar, 2: one line per epoch")
     args = p.parse_args(argv)
-    if args.batch_size <= 0 or args.epochs <= 0:
-        p.error("--batch-size and --epochs must be positive")
-    if args.zero_shot and not args.synthetic:
-        p.error("--zero-shot needs --synthetic (the classes are the synthetic colour-shapes)")
-    if args.synthetic is not None and args.synthetic < args.batch_size:
-        p.error("--synthetic N must be at least --batch-size")
+    check_args(args)
     return args
+
+
+def check_args(args):
+    """Raises a one-line ValueError naming the first flag out of range."""
+    from keras_clip.training.optimizers import check_number
+
+    for flag, low in (("batch_size", 1), ("epochs", 1), ("warmup_steps", 0),
+                      ("max_skipped_steps", 1), ("zero_shot", 0), ("steps_per_epoch", 1)):
+        value = getattr(args, flag)
+        if value is not None and value < low:
+            raise ValueError(f"--{flag.replace('_', '-')} must be an integer >= {low}, "
+                             f"received {value}.")
+    check_number("--lr", args.lr, 0, low_open=True)
+    check_number("--weight-decay", args.weight_decay, 0)
+    if args.clipnorm is not None:
+        check_number("--clipnorm", args.clipnorm, 0, low_open=True)
+    if args.backup_every != "epoch" and not (args.backup_every.isdigit()
+                                             and int(args.backup_every) > 0):
+        raise ValueError(f"--backup-every must be 'epoch' or a positive number of steps, "
+                         f"received {args.backup_every!r}.")
+    if args.zero_shot and not args.synthetic:
+        raise ValueError("--zero-shot needs --synthetic (the classes are the synthetic "
+                         "colour-shapes).")
+    if args.synthetic is not None and args.synthetic < args.batch_size:
+        raise ValueError(f"--synthetic N must be at least --batch-size {args.batch_size}, "
+                         f"received {args.synthetic}.")
 
 
 def build_model(args):
@@ -140,15 +170,16 @@ def build_callbacks(args, dataset):
     import keras
 
     from keras_clip import data
+    from keras_clip.training.guarded_step import SkippedStepsGuard
 
     save_freq = "epoch" if args.backup_every == "epoch" else int(args.backup_every)
     callbacks = [
+        SkippedStepsGuard(args.max_skipped_steps),  # first: raises before anything is saved
         keras.callbacks.BackupAndRestore(os.path.join(args.output_dir, "backup"),
                                          save_freq=save_freq),
         keras.callbacks.ModelCheckpoint(
             os.path.join(args.output_dir, "checkpoints", "epoch_{epoch:03d}.weights.h5"),
             save_weights_only=True),
-        keras.callbacks.TerminateOnNaN(),
     ]
     if not args.no_tensorboard:
         try:
@@ -202,10 +233,23 @@ def zero_shot(model, image_size, n, seed, batch_size=256):
 
 
 def main(argv=None):
+    """Runs `keras-clip train`; exits with code 3 if training diverges (see above)."""
     args = parse_args(argv)
+    from keras_clip.training.guarded_step import TrainingDiverged
+
+    try:
+        return train(args)
+    except TrainingDiverged as error:
+        print(f"keras-clip train: error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
+
+
+def train(args):
+    """Trains as `args` (from `parse_args`) say; returns the summary."""
     import keras
 
     from keras_clip.training import build_optimizer, make_strategy
+    from keras_clip.training.guarded_step import TrainingDiverged, non_finite_weights
 
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy(args.precision)
@@ -246,6 +290,10 @@ def main(argv=None):
                         steps_per_epoch=None if args.synthetic else steps,
                         callbacks=build_callbacks(args, dataset), verbose=args.verbose)
     elapsed = time.time() - start
+    bad = non_finite_weights(model)
+    if bad:
+        raise TrainingDiverged(f"non-finite weights after training ({bad[0]} and "
+                               f"{len(bad) - 1} more); stopped without saving.")
     summary = {"train_seconds": round(elapsed, 1),
                "history": {k: [float(x) for x in v] for k, v in history.history.items()}}
     if worker_index == 0:
