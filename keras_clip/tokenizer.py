@@ -35,11 +35,12 @@ import gzip
 import html
 import os
 import re
-import sys
 
 import ftfy
 import numpy as np
 import regex
+
+from keras_clip.backend_utils import is_tf_tensor
 
 CONTEXT_LENGTH = 77
 VOCAB_SIZE = 49408
@@ -143,11 +144,6 @@ def _as_text_list(texts):
             )
         out.append(t)
     return out, single
-
-
-def _is_tf_tensor(x):
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and isinstance(x, (tf.Tensor, tf.Variable))
 
 
 class CLIPTokenizer:
@@ -287,7 +283,7 @@ class CLIPTokenizer:
 
     # -------------------------------------------------------------- public
     def __call__(self, texts):
-        if _is_tf_tensor(texts):
+        if is_tf_tensor(texts):
             return self._tokenize_tf(texts)
         texts_list, _ = _as_text_list(texts)
         return self._tokenize_numpy(texts_list)

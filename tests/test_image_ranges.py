@@ -20,6 +20,7 @@ from PIL import Image
 
 import keras_clip
 from keras_clip import preprocessing as pp
+from keras_clip.preprocessing import rules
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "export"))
 edge = importlib.import_module("clip_edge.preprocess")  # the package exports a function of that name
@@ -96,7 +97,7 @@ PATHS = {
 def test_sixteen_to_eight_rounds_to_nearest():
     values = np.arange(65536, dtype=np.uint16)
     expected = np.floor(values / 257.0 + 0.5).astype(np.uint8)  # no ties: v / 257 is never k + 0.5
-    np.testing.assert_array_equal(pp._sixteen_to_eight(values), expected)
+    np.testing.assert_array_equal(rules.sixteen_to_eight(values), expected)
     np.testing.assert_array_equal(edge.sixteen_to_eight(values), expected)
     assert edge.sixteen_to_eight(np.array([128, 129], np.uint16)).tolist() == [0, 1]
 
@@ -172,7 +173,7 @@ def test_16bit_rgb_png_is_decoded_by_pillow_to_8bit():
 def test_uint16_off_grid_values_agree_across_paths(path):
     """Values that are not multiples of 257 round the same way on every path."""
     sixteen = np.random.default_rng(1).integers(0, 65536, (27, 35, 3)).astype(np.uint16)
-    eight = pp._sixteen_to_eight(sixteen)
+    eight = rules.sixteen_to_eight(sixteen).astype(np.uint8)
     np.testing.assert_allclose(PATHS[path](sixteen), PATHS[path](eight), rtol=0, atol=1e-6)
 
 

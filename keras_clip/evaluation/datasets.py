@@ -30,6 +30,7 @@ from typing import List, Optional
 import numpy as np
 
 from keras_clip.evaluation.features import progress
+from keras_clip.preprocessing.rules import check_size
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -66,13 +67,6 @@ class PairedData:
 
     def __len__(self):
         return len(self.images)
-
-
-def _check_size(image_size):
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
-            or image_size < 1:
-        raise ValueError(f"image_size must be a positive int; received {image_size!r}.")
-    return int(image_size)
 
 
 def _check_limit(value, name):
@@ -154,7 +148,7 @@ def image_folder(path, image_size, class_names=None, extensions=IMAGE_EXTENSIONS
         >>> clf = ZeroShotClassifier(model, data.class_names)
         >>> clf.evaluate(data.images, data.labels)
     """
-    image_size = _check_size(image_size)
+    image_size = check_size(image_size)
     _check_limit(max_per_class, "max_per_class")
     path = os.fspath(path)
     if not os.path.isdir(path):
@@ -262,7 +256,7 @@ def csv_pairs(path, image_size, image_key="filepath", caption_key="title", label
     from keras_clip.data.csv_dataset import read_table
     from keras_clip.data.pipeline import list_files
 
-    image_size = _check_size(image_size)
+    image_size = check_size(image_size)
     _check_limit(max_samples, "max_samples")
     paths, captions, labels = [], [], [] if label_key else None
     for table in list_files(path, "CSV/TSV tables"):
@@ -301,7 +295,7 @@ def webdataset_pairs(patterns, image_size, label_key=None, class_names=None,
     from keras_clip.data.pipeline import list_files
     from keras_clip.data.webdataset import iterate_tar_samples
 
-    image_size = _check_size(image_size)
+    image_size = check_size(image_size)
     _check_limit(max_samples, "max_samples")
     keys, loaders, captions, labels = [], [], [], [] if label_key else None
     for shard in list_files(patterns, "WebDataset shards"):
@@ -332,7 +326,7 @@ def webdataset_pairs(patterns, image_size, label_key=None, class_names=None,
 def _synthetic(n, image_size, seed, split, render_size):
     from keras_clip.data.synthetic import SyntheticShapes
 
-    image_size = _check_size(image_size)
+    image_size = check_size(image_size)
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive int; received {n!r}.")
     return SyntheticShapes(render_size or image_size, seed=seed, split=split), image_size
