@@ -130,8 +130,8 @@ def test_guard_stops_after_n_consecutive_skipped_steps_only():
 
 
 def _train_cli(tmp_path, *flags):
-    argv = ["train", "--synthetic", "32", "--config", TINY_CLIP, "--batch-size", "8",
-            "--epochs", "2", "--output-dir", str(tmp_path / "run"), "--no-tensorboard",
+    argv = ["train", "--synthetic", "24", "--config", TINY_CLIP, "--batch-size", "8",
+            "--epochs", "1", "--output-dir", str(tmp_path / "run"), "--no-tensorboard",
             "--verbose", "0", *flags]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     result = subprocess.run([sys.executable, "-m", "keras_clip.cli", *argv], cwd=ROOT, env=env,

@@ -48,11 +48,11 @@ def _forward_state_variables(model):
 
 def _update_step_metrics(model, loss, x, finite):
     """Loss metric over applied steps only; `skipped_steps` += 1 on a skipped one."""
-    batch = next(t for t in keras.tree.flatten(x) if t is not None).shape[0]
+    batch = ops.shape(next(t for t in keras.tree.flatten(x) if t is not None))[0]
     applied = ops.cast(finite, "float32")
     loss = ops.cast(loss, "float32")
     model._loss_tracker.update_state(ops.where(finite, loss, ops.zeros_like(loss)),
-                                     sample_weight=applied * batch)
+                                     sample_weight=applied * ops.cast(batch, "float32"))
     model.skipped_steps_tracker.update_state(1.0 - applied)
 
 
