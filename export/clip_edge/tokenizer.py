@@ -171,7 +171,7 @@ class Tokenizer:
         if not cut:
             symbols[-1] += END_OF_WORD
         following, preceding = list(range(1, size)) + [-1], list(range(-1, size - 1))
-        heap = [(ranks[pair], i) for i, pair in enumerate(zip(symbols, symbols[1:]))  # noqa: RUF007 (Python 3.9) if pair in ranks]
+        heap = [(ranks[pair], i) for i, pair in enumerate(zip(symbols, symbols[1:])) if pair in ranks]
         heapq.heapify(heap)
         last, end, rank, shortest = size - 1, size, -1, 1  # see _risk
         risk = self._risk(text, symbols[last], end, rank, shortest) if cut else NO_RANK
