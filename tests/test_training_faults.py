@@ -3,7 +3,6 @@ are refused, and `keras-clip train` never reports a diverged run as a success.""
 
 import math
 import os
-import re
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ import pytest
 from keras import ops
 
 from keras_clip import CLIP
+from keras_clip.cli import main
 from keras_clip.training import build_optimizer
 from keras_clip.training.guarded_step import SkippedStepsGuard, TrainingDiverged
 from keras_clip.training.optimizers import cosine_schedule
@@ -129,34 +129,47 @@ def test_guard_stops_after_n_consecutive_skipped_steps_only():
         guard.on_train_batch_end(0, {"skipped_steps": 1.0})
 
 
-def _train_cli(tmp_path, *flags):
-    argv = ["train", "--synthetic", "24", "--config", TINY_CLIP, "--batch-size", "8",
+def _train_argv(tmp_path, *flags):
+    return ["train", "--synthetic", "24", "--config", TINY_CLIP, "--batch-size", "8",
             "--epochs", "1", "--output-dir", str(tmp_path / "run"), "--no-tensorboard",
             "--verbose", "0", *flags]
+
+
+def test_train_cli_process_refuses_nan_lr_with_one_line(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    result = subprocess.run([sys.executable, "-m", "keras_clip.cli", *argv], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert "Traceback" not in result.stderr, result.stderr
+    result = subprocess.run([sys.executable, "-m", "keras_clip.cli",
+                             *_train_argv(tmp_path, "--lr", "nan")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("keras-clip")]
-    return result.returncode, errors
+    assert errors == ["keras-clip train: error: `--lr` must be a finite number > 0, "
+                      "received nan."], result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--lr", "nan"], "`--lr` must be a finite number > 0, received nan"),
-    (["--weight-decay", "-1"], "`--weight-decay` must be a finite number >= 0"),
+    (["--lr", "inf"], "`--lr` must be a finite number > 0, received inf"),
+    (["--lr=-1e-3"], "`--lr` must be a finite number > 0"),
+    (["--weight-decay", "nan"], "`--weight-decay` must be a finite number >= 0"),
+    (["--clipnorm", "0"], "`--clipnorm` must be a finite number > 0"),
     (["--warmup-steps", "-5"], "--warmup-steps must be an integer >= 0"),
+    (["--max-skipped-steps", "0"], "--max-skipped-steps must be an integer >= 1"),
+    (["--backup-every", "-3"], "--backup-every must be 'epoch' or a positive number"),
 ])
-def test_train_cli_refuses_bad_flags_with_one_line(tmp_path, flags, message):
-    code, errors = _train_cli(tmp_path, *flags)
-    assert code == 2
+def test_train_cli_refuses_bad_flags_with_one_line(tmp_path, capsys, flags, message):
+    assert main(_train_argv(tmp_path, *flags)) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and message in errors[0], errors
     assert not (tmp_path / "run").exists()
 
 
-def test_train_cli_stops_a_diverging_run_without_saving(tmp_path):
+def test_train_cli_stops_a_diverging_run_without_saving(tmp_path, capsys):
     # lr 1e30: the first step throws the weights to ~1e30 (finite), every later loss is inf/NaN.
-    code, errors = _train_cli(tmp_path, "--lr", "1e30", "--max-skipped-steps", "2")
-    assert code == 3
-    assert len(errors) == 1 and re.search("2 consecutive training steps skipped", errors[0])
+    with pytest.raises(SystemExit) as exit_info:
+        main(_train_argv(tmp_path, "--lr", "1e30", "--max-skipped-steps", "2"))
+    assert exit_info.value.code == 3
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[-1].startswith("keras-clip train: error: 2 consecutive training steps skipped")
+    assert not any("Traceback" in line for line in errors)
     for name in ("final", "summary.json", "checkpoints"):
         assert not (tmp_path / "run" / name).exists(), name
