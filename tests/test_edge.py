@@ -1,6 +1,7 @@
 """End to end: export a tiny model, run it with clip_edge in a subprocess that
 cannot import keras, tensorflow, jax or torch, and compare with Keras."""
 
+import importlib
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from keras_clip.models import CLIP
 from keras_clip.preprocessing import preprocess_numpy
 from keras_clip.tokenizer import CLIPTokenizer
 from tests.conftest import tiny_config
+from tests.test_preprocessing import EAGER_MAX, cases, expected, load_case
 
 EXPORT_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "export")
 BLOCKED = ("keras", "tensorflow", "jax", "jaxlib", "torch", "keras_clip", "keras_hub", "keras_nlp",
@@ -91,6 +93,25 @@ def exported(tmp_path_factory):
     png = str(root / "c.png")
     Image.fromarray(rng.integers(0, 256, (37, 37, 4), dtype=np.uint8)).save(png)  # RGBA
     return model, folder, root, (a, b, png)
+
+
+def _edge_module(name):
+    """A clip_edge module, imported from export/ as the edge runtime ships it."""
+    if EXPORT_ROOT not in sys.path:
+        sys.path.insert(0, EXPORT_ROOT)
+    return importlib.import_module(name)
+
+
+@pytest.mark.parametrize("name", list(cases.CASES))
+def test_clip_edge_preprocessing_matches_golden(name):
+    """clip_edge's Keras-free copy of the eager path against open_clip's output,
+    odd crop margins included (rocket, hubble, ihc_odd, moon, astronaut_tall)."""
+    image = load_case(name)
+    size = cases.CASES[name][1]
+    out = _edge_module("clip_edge.preprocess").preprocess([image], size)
+    assert out.dtype == np.float32 and out.shape == (1, size, size, 3)
+    d = np.abs(out[0] - expected(name))
+    assert d.mean() <= EAGER_MAX and d.max() <= EAGER_MAX, (d.mean(), d.max())
 
 
 def _keras_reference(model, images):

@@ -14,20 +14,27 @@ import pytest
 
 import keras_clip
 from keras_clip import preprocessing as pp
+from keras_clip.preprocessing import rules
 
 sys.path.insert(0, os.path.dirname(__file__))
 import preprocessing_cases as cases  # noqa: E402
 
 GOLDEN = np.load(os.path.join(os.path.dirname(__file__), "golden", "preprocessing.npz"))
 EAGER_MAX = 1e-5  # issue 3: eager max abs difference
-GRAPH_MEAN = 1e-3  # issue 3 asks <= 0.01; we measure ~1e-6
+# Graph and layer paths, mean abs difference: worst measured 5.0e-6 (layer on JAX,
+# ihc_odd_333x511; tf.data 4.9e-6; torch 4.1e-6) over every golden case.
+GRAPH_MEAN = 1e-5
 GRAPH_MAX = 2.01 / 255 / min(pp.STD)  # at most two grey levels anywhere...
+# ...except on semi-transparent pixels: PIL un-premultiplies RGBa (c * 255 // a),
+# which turns a one-level difference at small alpha into up to 255 / a levels.
+# Measured: 2 levels on the golden alpha cases, 9 levels (0.131) for
+# chelsea_alpha_gradient at 96 px through tf.data; allow 10. Skipping the
+# un-premultiply or the premultiply moves whole rows by far more.
+ALPHA_MAX = 10.01 / 255 / min(pp.STD)
 
 
 def graph_max(name):
-    """...except on semi-transparent pixels: PIL un-premultiplies RGBa (c * 255 // a),
-    which turns a one-level difference at small alpha into up to 255 / a levels."""
-    return np.inf if "alpha" in name or name == "chelsea_box" else GRAPH_MAX
+    return ALPHA_MAX if "alpha" in name or name == "chelsea_box" else GRAPH_MAX
 JPEG = ("rocket_jpeg", "hubble_big_downscale", "china_sklearn", "flower_sklearn_crop")
 
 
@@ -64,6 +71,22 @@ def load_case(name, key=None):
 def diff(ours, key):
     d = np.abs(np.asarray(ours, np.float32) - expected(key))
     return float(d.mean()), float(d.max())
+
+
+def test_rules_geometry_equals_torchvision_formulas():
+    """`rules` states the resized shape and crop offset in integer arithmetic (for
+    ints, tensors and an ONNX graph); they equal the reference's float formulas."""
+    margins = np.arange(600)
+    expected_offsets = [int(round(d / 2.0)) for d in margins]  # half to even
+    assert [rules.center_offset(d + 7, 7) for d in margins] == expected_offsets
+    for height, width in [(480, 640), (640, 480), (17, 23), (333, 511), (5, 3), (7, 7)]:
+        short, size = min(height, width), 224
+        long_side = int(size * max(height, width) / short)  # torchvision Resize
+        want = (size, long_side) if height <= width else (long_side, size)
+        assert rules.resized_shape(height, width, size) == want
+    tf = pytest.importorskip("tensorflow")
+    offsets = rules.center_offset(tf.constant(margins, tf.int64), 0)
+    np.testing.assert_array_equal(offsets.numpy(), expected_offsets)
 
 
 @pytest.mark.parametrize("key", list(cases.CASES) + list(cases.CROP_CASES))
