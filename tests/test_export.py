@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from keras_clip.export import export_towers, read_manifest
-from keras_clip.export.manifest import FORMAT_VERSION, sha256_file
+from keras_clip.digest import sha256_file
+from keras_clip.export.manifest import FORMAT_VERSION
 from keras_clip.export.parity import (
     compare,
     keras_embeddings,

@@ -11,25 +11,17 @@ Example:
     224
 """
 
-import hashlib
 import json
 import os
+
+from keras_clip.digest import sha256_file
+from keras_clip.preprocessing import MEAN as IMAGE_MEAN
+from keras_clip.preprocessing import STD as IMAGE_STD
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 VOCABULARY_FILE = "bpe_simple_vocab_16e6.txt.gz"
-IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
-IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
 RESIZE_RULE = "resize shortest side to size (PIL bicubic, antialiased), center crop size x size"
-
-
-def sha256_file(path, chunk=1 << 20):
-    """Hex SHA-256 of the file at `path`."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def list_files(directory, relative_paths):

@@ -33,7 +33,6 @@ Example:
 """
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -43,6 +42,7 @@ import time
 import warnings
 from importlib import resources
 
+from keras_clip.digest import sha256_file
 from keras_clip.presets.checkpoint_files import read_state_dict
 from keras_clip.presets.preset_folder import (
     CONFIG_FILE,
@@ -105,15 +105,6 @@ def download_timeout():
     if not seconds > 0 or seconds == float("inf"):
         raise ValueError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds, got {text!r}.")
     return seconds
-
-
-def sha256_of(path):
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _endpoint():
@@ -202,7 +193,7 @@ def _check_hub_metadata(name, source, path, digest, metadata):
 
 def _verify(name, source, path, metadata):
     """Checks the SHA-256 (or warns that there is none) and the hub's ETag; returns the digest."""
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     expected = source.get("sha256")
     if not expected:
         warnings.warn(
@@ -251,7 +242,7 @@ def _write_record(staged, source, digest, metadata):
         pinned=bool(source.get("sha256")),
         hub_etag=metadata.etag,
         hub_commit=metadata.commit_hash,
-        files={file: sha256_of(os.path.join(staged, file)) for file in (CONFIG_FILE, WEIGHTS_FILE)},
+        files={file: sha256_file(os.path.join(staged, file)) for file in (CONFIG_FILE, WEIGHTS_FILE)},
     )
     with open(os.path.join(staged, SOURCE_FILE), "w", encoding="utf-8") as file:
         json.dump(record, file, indent=2)
@@ -274,7 +265,7 @@ def _is_valid_entry(folder):
     if not isinstance(files, dict) or not files:
         return False
     try:
-        return all(sha256_of(os.path.join(folder, file)) == sha for file, sha in files.items())
+        return all(sha256_file(os.path.join(folder, file)) == sha for file, sha in files.items())
     except OSError:
         return False
 
