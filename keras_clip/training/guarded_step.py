@@ -46,14 +46,17 @@ def _forward_state_variables(model):
     ]
 
 
-def _update_step_metrics(model, loss, x, finite):
-    """Loss metric over applied steps only; `skipped_steps` += 1 on a skipped one."""
+def _update_step_metrics(model, loss, x, finite, replicas=1):
+    """Loss metric over applied steps only; `skipped_steps` += 1 on a skipped one.
+
+    `replicas`: tf.distribute replicas, whose metric updates add up.
+    """
     batch = ops.shape(next(t for t in keras.tree.flatten(x) if t is not None))[0]
     applied = ops.cast(finite, "float32")
     loss = ops.cast(loss, "float32")
     model._loss_tracker.update_state(ops.where(finite, loss, ops.zeros_like(loss)),
                                      sample_weight=applied * ops.cast(batch, "float32"))
-    model.skipped_steps_tracker.update_state(1.0 - applied)
+    model.skipped_steps_tracker.update_state((1.0 - applied) / replicas)
 
 
 def _forward(model, x):
@@ -110,7 +113,8 @@ def tf_train_step(model, data):
     for variable, old in zip(state, saved):
         variable.assign(tf.where(finite, variable.value, old))
     _tf_apply_if(finite, model.optimizer, grads, weights)
-    _update_step_metrics(model, unscale_loss_for_distribution(loss), x, finite)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    _update_step_metrics(model, unscale_loss_for_distribution(loss), x, finite, replicas)
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
@@ -121,8 +125,8 @@ def _agree_across_replicas(finite):
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return finite
-    flags = context.all_reduce(tf.distribute.ReduceOp.MIN, tf.cast(finite, "float32"))
-    return flags > 0.5
+    failed = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, "float32"))
+    return failed < 0.5
 
 
 def _tf_apply_if(finite, optimizer, grads, weights):
