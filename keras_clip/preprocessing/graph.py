@@ -89,9 +89,8 @@ def _rgb_or_rgba(image, channels, has_alpha):
     )
     if not has_alpha:
         return rgb
-    alpha = tf.cond(
-        tf.equal(shape[2], 4), lambda: image[:, :, 3:4], lambda: tf.fill([shape[0], shape[1], 1], 255.0)
-    )
+    opaque = tf.fill([shape[0], shape[1], 1], 255.0)
+    alpha = tf.cond(tf.equal(shape[2], 4), lambda: image[:, :, 3:4], lambda: opaque)
     return tf.concat([rgb, alpha], axis=-1)
 
 
@@ -145,7 +144,8 @@ def _center_crop_geometry(image, image_size):
     height, width = _dim(image, 0), _dim(image, 1)
     if isinstance(height, int) and isinstance(width, int):
         new_h, new_w = rules.resized_shape(height, width, image_size)
-        return new_h, new_w, rules.center_offset(new_h, image_size), rules.center_offset(new_w, image_size)
+        top, left = rules.center_offset(new_h, image_size), rules.center_offset(new_w, image_size)
+        return new_h, new_w, top, left
     height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
     new_h, new_w = rules.resized_shape(height, width, image_size, minimum=tf.minimum)
     top, left = rules.center_offset(new_h, image_size), rules.center_offset(new_w, image_size)

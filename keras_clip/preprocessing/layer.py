@@ -57,6 +57,25 @@ def _resize_pass(eight_bit):
     return resize
 
 
+def _static_batch(images):
+    """(B, H, W, C) images with static H and W and 1, 3 or 4 channels."""
+    if len(images.shape) == 3:
+        images = images[None]
+    if len(images.shape) != 4:
+        raise ValueError(
+            f"Expected a batch (B, H, W, C) or an image (H, W, C); received shape {images.shape}."
+        )
+    _, height, width, channels = images.shape
+    if height is None or width is None:
+        raise ValueError(
+            "Inside a model the image height and width must be static; received "
+            f"shape {images.shape}. Use `center_crop_tf` in tf.data for varied sizes."
+        )
+    if channels not in (1, 3, 4):
+        raise rules.channel_error(channels)
+    return images
+
+
 @keras.saving.register_keras_serializable(package="keras_clip")
 class ImagePreprocessor(keras.layers.Layer):
     """CLIP image preprocessing to float32 `(B, S, S, 3)`.
@@ -123,30 +142,12 @@ class ImagePreprocessor(keras.layers.Layer):
             fn_output_signature=tf.TensorSpec((self.image_size,) * 2 + (3,), tf.float32),
         )
 
-    def _static_batch(self, images):
-        """(B, H, W, C) images with static H and W and 1, 3 or 4 channels."""
-        if len(images.shape) == 3:
-            images = images[None]
-        if len(images.shape) != 4:
-            raise ValueError(
-                f"Expected a batch (B, H, W, C) or an image (H, W, C); received shape {images.shape}."
-            )
-        _, height, width, channels = images.shape
-        if height is None or width is None:
-            raise ValueError(
-                "Inside a model the image height and width must be static; received "
-                f"shape {images.shape}. Use `center_crop_tf` in tf.data for varied sizes."
-            )
-        if channels not in (1, 3, 4):
-            raise rules.channel_error(channels)
-        return images
-
     def call(self, images):
         rule = rules.pixel_rule(images.dtype)
         if rule == "int" and self._declared_rule == "uint16":
             rule = "uint16"  # Keras' torch backend feeds uint16 model inputs as int32
         eight_bit = rule != "float"
-        images = self._static_batch(images)
+        images = _static_batch(images)
         _, height, width, channels = images.shape
         x = rules.to_eight_bit_scale(_check_values(images, rule), rule, ops)  # (B, H, W, C)
         if channels == 1:
@@ -160,7 +161,8 @@ class ImagePreprocessor(keras.layers.Layer):
         size = self.image_size
         new_h, new_w = rules.resized_shape(height, width, size)
         crop = (rules.center_offset(new_h, size), rules.center_offset(new_w, size), size)
-        x = rules.two_pass_resize(x, height, width, new_h, new_w, _resize_pass(eight_bit), crop, axis=1)
+        resize = _resize_pass(eight_bit)
+        x = rules.two_pass_resize(x, height, width, new_h, new_w, resize, crop, axis=1)
         if has_alpha:
             x = rules.unpremultiply(x[..., :3], x[..., 3:], ops)
         mean = ops.convert_to_tensor(rules.MEAN32)

@@ -37,7 +37,7 @@ def random_crop_box_tf(height, width, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), se
     left = tf.floor(u[3] * (width - w + 1))
     first = tf.argmax(tf.cast(fits, tf.int32))
     in_ratio = width / height
-    fb_w = tf.where(in_ratio < min(ratio), width, tf.where(in_ratio > max(ratio), tf.round(height * max(ratio)), width))
+    fb_w = tf.where(in_ratio > max(ratio), tf.round(height * max(ratio)), width)
     fb_h = tf.where(in_ratio < min(ratio), tf.round(width / min(ratio)), height)
     fallback = tf.stack([tf.floor((height - fb_h) / 2), tf.floor((width - fb_w) / 2), fb_h, fb_w])
     chosen = tf.stack([top[first], left[first], h[first], w[first]])
@@ -45,7 +45,9 @@ def random_crop_box_tf(height, width, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), se
     return tuple(tf.unstack(tf.cast(box, tf.int32)))
 
 
-def random_resized_crop_tf(image_uint8, image_size, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), seed=None):
+def random_resized_crop_tf(
+    image_uint8, image_size, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), seed=None
+):
     """open_clip's training transform in-graph: random resized crop, bicubic.
 
     Returns float32 `(S, S, 3)` normalised. `seed`: None or a shape-(2,) int

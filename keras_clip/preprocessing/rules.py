@@ -44,7 +44,8 @@ NUMPY = types.SimpleNamespace(
 # ------------------------------------------------------------------ arguments
 def check_size(image_size):
     """`image_size` as an int, or a ValueError unless it is a positive int."""
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+    is_int = isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool)
+    if not is_int or image_size < 1:
         raise ValueError(f"image_size must be a positive int; received {image_size!r}.")
     return int(image_size)
 
@@ -174,7 +175,9 @@ def normalize(x, mean=MEAN32, std=STD32):
 # rule -> (highest allowed value, what is expected); uint8 / uint16 need no check.
 RANGES = {
     "int": (255, "Integer images must hold 8-bit values in [0, 255] (16-bit data as uint16)"),
-    "float": (1, "Float images must be finite and in [0, 1] (8-bit data as uint8, 16-bit as uint16)"),
+    "float": (
+        1, "Float images must be finite and in [0, 1] (8-bit data as uint8, 16-bit as uint16)"
+    ),
     "I": (65535, "PIL mode I images are 16-bit and must hold values in [0, 65535]"),
 }
 
