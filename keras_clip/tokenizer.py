@@ -43,7 +43,8 @@ import regex
 from keras_clip.backend_utils import is_tf_tensor
 
 CONTEXT_LENGTH = 77
-VOCAB_SIZE = 49408
+START_TOKEN_ID = 49406  # ids of the special tokens in the bundled vocabulary
+END_TOKEN_ID = 49407
 START_TOKEN = "<start_of_text>"
 END_TOKEN = "<end_of_text>"
 _NUM_MERGES = 49152 - 256 - 2  # merge lines used by OpenAI's vocabulary
@@ -182,13 +183,14 @@ class CLIPTokenizer:
 
         with gzip.open(self.vocabulary, "rt", encoding="utf-8") as f:
             lines = f.read().split("\n")
-        merges = [tuple(line.split()) for line in lines[1 : _NUM_MERGES + 1]]
+        self.merge_lines = lines[1 : _NUM_MERGES + 1]  # "a b" pairs, highest priority first
+        merges = [tuple(line.split()) for line in self.merge_lines]
         symbols, order = _byte_symbols()
         base = [symbols[b] for b in order]
         tokens = base + [s + "</w>" for s in base] + ["".join(m) for m in merges]
         tokens += [START_TOKEN, END_TOKEN]
         self._vocab = {t: i for i, t in enumerate(tokens)}
-        self._id_to_token = tokens
+        self.id_to_token = tokens  # id -> token string (byte symbols, "</w>" ends a word)
         self.vocab_size = len(tokens)
         self.start_token_id = self._vocab[START_TOKEN]
         self.end_token_id = self._vocab[END_TOKEN]
@@ -328,7 +330,7 @@ class CLIPTokenizer:
                 )
         # Every character of a token (specials and the `</w>` suffix included)
         # is a byte symbol; decode the bytes, then end-of-word marks become spaces.
-        symbols = "".join(self._id_to_token[i] for i in row)
+        symbols = "".join(self.id_to_token[i] for i in row)
         data = bytes(self._byte_of_symbol[c] for c in symbols)
         return data.decode("utf-8", errors="replace").replace("</w>", " ").strip()
 

@@ -23,7 +23,7 @@ GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
 
 def main():
     ours = CLIPTokenizer()
-    vocab = {token: i for i, token in enumerate(ours._id_to_token)}
+    vocab = {token: i for i, token in enumerate(ours.id_to_token)}
     vocab["<|startoftext|>"] = vocab.pop("<start_of_text>")  # keras-hub's names
     vocab["<|endoftext|>"] = vocab.pop("<end_of_text>")
     with gzip.open(ours.vocabulary, "rt", encoding="utf-8") as f:

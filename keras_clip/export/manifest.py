@@ -15,8 +15,8 @@ import json
 import os
 
 from keras_clip.digest import sha256_file
-from keras_clip.preprocessing import MEAN as IMAGE_MEAN
-from keras_clip.preprocessing import STD as IMAGE_STD
+from keras_clip.preprocessing import MEAN, STD
+from keras_clip.tokenizer import END_TOKEN_ID, START_TOKEN_ID
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -59,8 +59,8 @@ def model_values(model, architecture=None):
         "logit_scale": float(model.logit_scale),
         "image": {
             "size": int(config.vision.image_size),
-            "mean": list(IMAGE_MEAN),
-            "std": list(IMAGE_STD),
+            "mean": list(MEAN),
+            "std": list(STD),
             "resize": RESIZE_RULE,
             "layout": "NHWC float32, RGB scaled to [0, 1] then (x - mean) / std",
             "input": "images",
@@ -68,8 +68,8 @@ def model_values(model, architecture=None):
         "text": {
             "context_length": int(text.context_length),
             "vocab_size": int(text.vocab_size),
-            "start_token_id": 49406,
-            "end_token_id": 49407,
+            "start_token_id": START_TOKEN_ID,
+            "end_token_id": END_TOKEN_ID,
             "pad_token_id": 0,
             "cleaning": "ftfy.fix_text, html.unescape twice, collapse whitespace, lowercase",
             "vocabulary": VOCABULARY_FILE,

@@ -8,8 +8,9 @@ Example:
 
 import numpy as np
 
-from keras_clip.export.manifest import IMAGE_MEAN, IMAGE_STD
 from keras_clip.export.onnx_export import tower_spec
+from keras_clip.preprocessing import MEAN, STD
+from keras_clip.tokenizer import END_TOKEN_ID, START_TOKEN_ID
 
 
 def sample_inputs(model, name, batch, seed=0):
@@ -18,10 +19,10 @@ def sample_inputs(model, name, batch, seed=0):
     _, _, shape, _ = tower_spec(model, name)
     if name == "image_encoder":
         pixels = rng.random((batch, *shape), dtype=np.float32)
-        return ((pixels - np.float32(IMAGE_MEAN)) / np.float32(IMAGE_STD)).astype(np.float32)
+        return ((pixels - np.float32(MEAN)) / np.float32(STD)).astype(np.float32)
     length = shape[0]
     vocab = model.config.text.vocab_size
-    start, end = min(49406, vocab - 2), min(49407, vocab - 1)  # end: the largest id
+    start, end = min(START_TOKEN_ID, vocab - 2), min(END_TOKEN_ID, vocab - 1)  # end: the largest id
     ids = np.zeros((batch, length), np.int32)
     for row in range(batch):
         words = int(rng.integers(1, length - 1))

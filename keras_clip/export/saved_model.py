@@ -117,11 +117,11 @@ def graph_tokenizer(context_length):
     from keras_clip.tokenizer import CLIPTokenizer
 
     reference = CLIPTokenizer()
-    tokens = list(reference._id_to_token)
+    tokens = list(reference.id_to_token)
     tokens[reference.start_token_id] = "<|startoftext|>"
     tokens[reference.end_token_id] = "<|endoftext|>"
     vocabulary = {token: index for index, token in enumerate(tokens)}
-    merges = _merge_lines(reference.vocabulary)
+    merges = reference.merge_lines
     layer = GraphCLIPTokenizer(vocabulary=vocabulary, merges=merges)
     start, end = reference.start_token_id, reference.end_token_id
 
@@ -141,16 +141,6 @@ def graph_tokenizer(context_length):
         return rows.to_tensor(default_value=0, shape=[None, context_length])
 
     return tokenize, _lookup_tables(layer)
-
-
-def _merge_lines(vocabulary_path):
-    """The merge lines ("a b") of a `bpe_simple_vocab_16e6.txt.gz`-format file."""
-    import gzip
-
-    from keras_clip.tokenizer import _NUM_MERGES
-
-    with gzip.open(vocabulary_path, "rt", encoding="utf-8") as file:
-        return file.read().split("\n")[1 : _NUM_MERGES + 1]
 
 
 def _lookup_tables(obj, depth=0, seen=None):

@@ -9,12 +9,11 @@ import os
 
 import numpy as np
 
-from keras_clip.config import CLIPConfig, TextConfig, ViTConfig
+from keras_clip.config import ACTIVATIONS, CLIPConfig, TextConfig, ViTConfig
 from keras_clip.presets.checkpoint_files import read_state_dict
 from keras_clip.presets.preset_folder import read_json_object
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-_ACTIVATIONS = {"quick_gelu": "quick_gelu", "gelu": "gelu"}
 
 
 def is_transformers_folder(path):
@@ -35,9 +34,9 @@ def _section(values, key, source):
 
 def _activation(section, where):
     name = section.get("hidden_act", "quick_gelu")
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"Unsupported {where}.hidden_act {name!r}; expected quick_gelu or gelu.")
-    return _ACTIVATIONS[name]
+    if name not in ACTIVATIONS:
+        raise ValueError(f"Unsupported {where}.hidden_act {name!r}; expected one of {ACTIVATIONS}.")
+    return name
 
 
 def config_from_transformers(values, name="clip", source="The transformers config"):
