@@ -4,6 +4,7 @@ The pipelines are tf.data (TensorFlow installed) and must work under every Keras
 backend: run this file with KERAS_BACKEND=tensorflow, jax and torch.
 """
 
+import dataclasses
 import io
 import json
 import logging
@@ -324,7 +325,7 @@ def test_images_over_the_pixel_limit_are_skipped_and_counted(tmp_path, tokenizer
     unlimited = data.webdataset_dataset(str(tmp_path / "00000.tar"), S, 8,
                                         tokenizer=tokenizer, training=False, max_pixels=None)
     assert next(unlimited.as_numpy_iterator())["images"].shape[0] == 4
-    with pytest.raises(ValueError, match="max_pixels must be a positive int or None"):
+    with pytest.raises(ValueError, match=r"max_pixels must be an int >= 1 or None; received 0\."):
         data.webdataset_dataset(str(tmp_path / "00000.tar"), S, 8, max_pixels=0)
 
 
@@ -348,9 +349,77 @@ def test_webdataset_errors(tmp_path):
     with pytest.raises(ValueError, match=r"1 of the WebDataset shards do not exist"):
         data.webdataset_dataset([str(tmp_path / "a.tar"), __file__], S, 4,
                                 tokenizer=lambda x: x)
-    with pytest.raises(ValueError, match="image_size"):
+    with pytest.raises(ValueError, match=r"image_size must be an int >= 1; received 0\."):
         data.webdataset_dataset("x.tar", 0, 4)
     assert data.expand_braces("a/{08..10}.tar") == ["a/08.tar", "a/09.tar", "a/10.tar"]
+
+
+# -------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("image_size", 0, "image_size must be an int >= 1; received 0."),
+    ("batch_size", True, "batch_size must be an int >= 1; received True."),
+    ("shuffle_buffer", -1, "shuffle_buffer must be an int >= 0 or None; received -1."),
+    ("seed", 1.5, "seed must be an int or None; received 1.5."),
+    ("num_shards", 0, "num_shards must be an int >= 1; received 0."),
+    ("shard_index", 1, "shard_index must be < num_shards (1); received 1."),
+    ("num_parallel_calls", 0, "num_parallel_calls must be an int >= 1 or None; received 0."),
+    ("training", "yes", "training must be True or False; received 'yes'."),
+    ("drop_remainder", 1, "drop_remainder must be True or False or None; received 1."),
+    ("repeat", None, "repeat must be True or False; received None."),
+    ("tokenizer", 5, "tokenizer must be callable on tf.string tensors; received int."),
+    ("scale", (0.5, 1.5), "scale must be a pair 0 < low <= high <= 1.0; received (0.5, 1.5)."),
+    ("ratio", (2.0, 1.0), "ratio must be a pair 0 < low <= high; received (2.0, 1.0)."),
+    ("ratio", "ab", "ratio must be a pair 0 < low <= high; received 'ab'."),
+    ("max_pixels", 0, "max_pixels must be an int >= 1 or None; received 0."),
+])
+def test_pipeline_options_name_the_bad_field(field, value, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        data.PipelineOptions(**{"image_size": S, "batch_size": 4, field: value})
+
+
+def test_pipeline_options_defaults_and_resolved_values():
+    options = data.PipelineOptions(S, 4, num_parallel_calls=tf.data.AUTOTUNE)
+    assert options.drops_remainder and not options.sharded
+    assert options.parallel_calls == tf.data.AUTOTUNE == data.PipelineOptions(S, 4).parallel_calls
+    assert options.max_pixels == data.DEFAULT_MAX_PIXELS == 89_478_485
+    evaluation = dataclasses.replace(options, training=False, num_shards=2)
+    assert not evaluation.drops_remainder and evaluation.sharded
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.batch_size = 8
+    with pytest.raises(ValueError, match="shard_index must be < num_shards"):
+        dataclasses.replace(evaluation, shard_index=2)  # replace checks again
+
+
+def test_options_object_equals_keyword_arguments(shards, tokenizer, tmp_path):
+    options = data.PipelineOptions(S, 4, tokenizer=tokenizer, seed=0, shuffle_buffer=8)
+    by_keywords = data.webdataset_dataset(shards[:2], S, 4, tokenizer=tokenizer, seed=0,
+                                          shuffle_buffer=8)
+    by_options = data.webdataset_dataset(shards[:2], options=options)
+    assert _fingerprints(by_options.as_numpy_iterator()) == _fingerprints(
+        by_keywords.as_numpy_iterator())
+    # Keywords replace the object's fields: image size, and training -> center crops.
+    center = data.webdataset_dataset(shards[:1], 24, options=options, training=False)
+    batches = list(center.as_numpy_iterator())
+    assert [b["images"].shape for b in batches] == [(4, 24, 24, 3), (2, 24, 24, 3)]
+    table = data.write_csv(str(tmp_path), 3, image_size=S)
+    (batch,) = data.csv_dataset(table, options=options, batch_size=3).as_numpy_iterator()
+    assert batch["images"].shape == (3, S, S, 3)
+
+
+def test_unknown_or_wrong_options_are_one_clear_error(shards):
+    with pytest.raises(ValueError, match=r"webdataset_dataset\(\) got unknown option\(s\) "
+                                         r"\['shuffle_bufer'\]; expected fields of "
+                                         r"keras_clip.data.PipelineOptions: \['batch_size'"):
+        data.webdataset_dataset(shards, S, 4, shuffle_bufer=8)
+    with pytest.raises(ValueError, match=r"csv_dataset\(\) got unknown option\(s\) \['crop'\]"):
+        data.csv_dataset("t.csv", S, 4, crop=True)
+    with pytest.raises(ValueError, match="options must be a keras_clip.data.PipelineOptions "
+                                         "or None; received dict"):
+        data.webdataset_dataset(shards, options={"image_size": S, "batch_size": 4})
+    with pytest.raises(ValueError, match=r"^image_size must be an int >= 1; received None\.$"):
+        data.webdataset_dataset(shards, batch_size=4)
 
 
 # ------------------------------------------------------------------------ CSV

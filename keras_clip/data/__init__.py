@@ -2,7 +2,8 @@
 
 Every pipeline is a ``tf.data.Dataset`` of ``{"images": float32 (B, S, S, 3),
 "token_ids": int32 (B, 77)}`` batches (TensorFlow must be installed; it works
-under every Keras backend). Skipped samples are counted in the dataset's
+under every Keras backend). Their shared settings are one ``PipelineOptions``,
+passed as ``options=`` or as keyword arguments. Skipped samples are counted in the dataset's
 ``quality_stats``; ``DataQualityReport`` warns once per epoch.
 
 Example:
@@ -13,6 +14,7 @@ Example:
 """
 
 from keras_clip.data.csv_dataset import csv_dataset, read_table
+from keras_clip.data.options import DEFAULT_MAX_PIXELS, PipelineOptions
 from keras_clip.data.pipeline import (
     CATEGORIES,
     DataQualityReport,

@@ -11,6 +11,7 @@ import io
 import os
 
 from keras_clip.data import pipeline
+from keras_clip.data.options import make_options
 
 
 def _read_text(path):
@@ -71,25 +72,20 @@ def read_table(path, image_key="filepath", caption_key="title", sep=None, image_
     return paths, captions
 
 
-def csv_dataset(path, image_size, batch_size, tokenizer=None, image_key="filepath",
-                caption_key="title", sep=None, image_root=None, training=True,
-                shuffle_buffer=10000, seed=None, num_parallel_calls=None, num_shards=1,
-                shard_index=0, input_context=None, drop_remainder=None, repeat=False,
-                scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), stats=None,
-                max_pixels=pipeline.DEFAULT_MAX_PIXELS):
+def csv_dataset(path, image_size=None, batch_size=None, *, options=None,
+                image_key="filepath", caption_key="title", sep=None, image_root=None,
+                stats=None, **option_fields):
     """A ``tf.data`` pipeline over CSV/TSV tables of image paths and captions.
 
     Args:
         path: table file(s): a path, a glob, or a list of them.
-        image_size, batch_size, tokenizer, training, shuffle_buffer, seed,
-            num_parallel_calls, drop_remainder, repeat, scale, ratio, stats:
-            as in ``webdataset_dataset``.
+        image_size, batch_size, options, stats, **option_fields: as in
+            ``webdataset_dataset`` (``shuffle_buffer`` default 10000 rows; the
+            rows are split among workers, every ``num_shards``-th row in table
+            order).
         image_key, caption_key: column names (open_clip's defaults).
         sep: delimiter; ``None`` = tab for ``.tsv``, comma otherwise.
         image_root: folder for relative image paths (default: each table's folder).
-        num_shards, shard_index, input_context: this worker's part of the rows
-            (every ``num_shards``-th row, in table order).
-        max_pixels: as in ``webdataset_dataset``.
 
     Returns:
         A dataset of ``{"images": float32 (B, S, S, 3), "token_ids": int32 (B, 77)}``
@@ -100,8 +96,7 @@ def csv_dataset(path, image_size, batch_size, tokenizer=None, image_key="filepat
     """
     import tensorflow as tf
 
-    pipeline.check_common(image_size, batch_size)
-    pipeline.check_max_pixels(max_pixels)
+    options = make_options("csv_dataset", options, image_size, batch_size, option_fields)
     tables = pipeline.list_files(path, "CSV/TSV tables")
     paths, captions = [], []
     for table in tables:
@@ -111,26 +106,16 @@ def csv_dataset(path, image_size, batch_size, tokenizer=None, image_key="filepat
     if not paths:
         raise ValueError(f"{tables} hold no rows; expected a header line and at least one "
                          "(image path, caption) row.")
-    rows = pipeline.shard_files(list(zip(paths, captions)), num_shards, shard_index,
-                                input_context, "rows")
+    rows = pipeline.shard_files(list(zip(paths, captions)), options.num_shards,
+                                options.shard_index, options.input_context, "rows")
     stats = stats or pipeline.DataQualityStats()
     ds = tf.data.Dataset.from_tensor_slices({"path": [r[0] for r in rows],
                                              "caption": [r[1] for r in rows]})
     ds = pipeline.drop_missing_captions(ds, stats)
-    if training and shuffle_buffer and shuffle_buffer > 1:
-        ds = ds.shuffle(min(shuffle_buffer, len(rows)), seed=seed,
-                        reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    parallel = num_parallel_calls or tf.data.AUTOTUNE
+    ds = pipeline.shuffle_and_repeat(ds, options, default_buffer=10000, size=len(rows))
 
     def read(record):
         return {"image_bytes": tf.io.read_file(record["path"]), "caption": record["caption"]}
 
-    ds = pipeline.guarded_map(ds, read, stats, "read", parallel)
-    return pipeline.finish(
-        ds, image_size, batch_size, tokenizer=tokenizer, training=training, seed=seed,
-        decode=True, num_parallel_calls=num_parallel_calls,
-        drop_remainder=training if drop_remainder is None else drop_remainder,
-        stats=stats, scale=scale, ratio=ratio,
-        sharded=num_shards > 1 or input_context is not None, max_pixels=max_pixels)
+    ds = pipeline.guarded_map(ds, read, stats, "read", options.parallel_calls)
+    return pipeline.finish(ds, options, stats)

@@ -21,6 +21,8 @@ import threading
 
 import keras
 
+from keras_clip.preprocessing import center_crop_tf, random_resized_crop_tf
+
 logger = logging.getLogger("keras_clip.data")
 
 CATEGORIES = (
@@ -34,9 +36,6 @@ CATEGORIES = (
 )
 # Counted per shard, not per sample: left out of the skipped-sample totals.
 SHARD_CATEGORIES = ("unreadable_shard", "truncated_shard")
-# Images with more pixels are skipped before decoding (PIL's decompression-bomb
-# warning threshold, Image.MAX_IMAGE_PIXELS: 1024**3 // 4 // 3).
-DEFAULT_MAX_PIXELS = 89_478_485
 
 
 class DataQualityStats:
@@ -242,15 +241,7 @@ def shard_files(files, num_shards=1, index=0, input_context=None, what="files"):
     return list(files)[index::num_shards]
 
 
-# ------------------------------------------------------------------- preprocessing
-
-
-def _crop_functions():
-    """(center_crop, random_resized_crop) from keras_clip.preprocessing."""
-    from keras_clip import preprocessing
-
-    return preprocessing.center_crop_tf, preprocessing.random_resized_crop_tf
-
+# -------------------------------------------------------------------- the pipeline
 
 _DEFAULT_TOKENIZER = None
 
@@ -258,9 +249,6 @@ _DEFAULT_TOKENIZER = None
 def resolve_tokenizer(tokenizer):
     """``tokenizer`` or, when None, ``keras_clip.CLIPTokenizer()``."""
     if tokenizer is not None:
-        if not callable(tokenizer):
-            raise ValueError(f"tokenizer must be callable on tf.string tensors; received "
-                             f"{type(tokenizer).__name__}.")
         return tokenizer
     global _DEFAULT_TOKENIZER
     if _DEFAULT_TOKENIZER is None:
@@ -270,14 +258,15 @@ def resolve_tokenizer(tokenizer):
     return _DEFAULT_TOKENIZER
 
 
-# -------------------------------------------------------------------- the pipeline
+def _keep_flagged(ds):
+    """Keeps the records whose ``"_keep"`` is true, then drops that key."""
 
+    def strip_flag(record):
+        record = dict(record)
+        record.pop("_keep")
+        return record
 
-def check_common(image_size, batch_size):
-    if not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int; received {image_size!r}.")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; received {batch_size!r}.")
+    return ds.filter(lambda r: r["_keep"]).map(strip_flag)
 
 
 def drop_missing_captions(ds, stats):
@@ -290,16 +279,19 @@ def drop_missing_captions(ds, stats):
                                                errors="replace")
         empty = tf.equal(tf.strings.length(tf.strings.strip(caption)), 0)
         stats.counter("missing_caption", tf.cast(empty, tf.int64))
-        record = dict(record, caption=caption)
-        record["_keep"] = tf.logical_not(empty)
-        return record
+        return dict(record, caption=caption, _keep=tf.logical_not(empty))
 
-    def strip_flag(record):
-        record = dict(record)
-        record.pop("_keep")
-        return record
+    return _keep_flagged(ds.map(count))
 
-    return ds.map(count).filter(lambda r: r["_keep"]).map(strip_flag)
+
+def shuffle_and_repeat(ds, options, default_buffer, size=None):
+    """Shuffles ``ds`` when training (a buffer of ``options.shuffle_buffer``, else
+    ``default_buffer``, at most ``size``) and repeats it if ``options.repeat``."""
+    buffer = default_buffer if options.shuffle_buffer is None else options.shuffle_buffer
+    buffer = buffer if size is None else min(buffer, size)
+    if options.training and buffer > 1:
+        ds = ds.shuffle(buffer, seed=options.seed, reshuffle_each_iteration=True)
+    return ds.repeat() if options.repeat else ds
 
 
 def _pixel_count(image_bytes):
@@ -331,20 +323,8 @@ def drop_large_images(ds, stats, max_pixels, num_parallel_calls):
         stats.counter("image_too_large", tf.cast(too_large, tf.int64))
         return dict(record, _keep=tf.logical_not(too_large))
 
-    def strip_flag(record):
-        record = dict(record)
-        record.pop("_keep")
-        return record
-
-    ds = ds.map(measure, num_parallel_calls=num_parallel_calls, deterministic=True)
-    return ds.filter(lambda r: r["_keep"]).map(strip_flag)
-
-
-def check_max_pixels(max_pixels):
-    if max_pixels is not None and (isinstance(max_pixels, bool)
-                                   or not isinstance(max_pixels, int) or max_pixels < 1):
-        raise ValueError(f"max_pixels must be a positive int or None (no limit); received "
-                         f"{max_pixels!r}.")
+    return _keep_flagged(ds.map(measure, num_parallel_calls=num_parallel_calls,
+                                deterministic=True))
 
 
 def guarded_map(ds, fn, stats, name, num_parallel_calls):
@@ -365,38 +345,65 @@ def guarded_map(ds, fn, stats, name, num_parallel_calls):
     return ds.map(ok)
 
 
-def finish(ds, image_size, batch_size, tokenizer=None, training=True, seed=None,
-           decode=False, include_labels=False, num_parallel_calls=None, drop_remainder=False,
-           stats=None, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), prefetch=True,
-           sharded=False, max_pixels=DEFAULT_MAX_PIXELS):
+def finish(ds, options, stats, decode=True, include_labels=False):
     """Decode (if ``decode``), crop, batch and tokenize records into model batches.
 
     Records are dicts with ``"caption"`` (tf.string) and either ``"image"`` (uint8
     HWC) or, with ``decode=True``, ``"image_bytes"`` (encoded jpg/png/webp/...).
     Undecodable images are skipped and counted in ``stats``; so are images whose
-    header declares more than ``max_pixels`` pixels (None: no limit), before decoding.
+    header declares more than ``options.max_pixels`` pixels, before decoding.
+    When ``options.sharded`` (the input was already split per worker),
+    tf.distribute's auto-sharding is turned off so that it does not split it again.
 
-    ``sharded=True`` (the caller already split the input per worker) turns
-    tf.distribute's auto-sharding off so that it does not split it again.
+    Args:
+        ds: the records.
+        options: a ``PipelineOptions``.
+        stats: the ``DataQualityStats`` to count into.
+        decode: the records hold encoded ``"image_bytes"``, not ``"image"``.
+        include_labels: also batch the records' ``"label"`` as int32 ``"labels"``.
 
     Returns:
         A dataset of ``{"images": float32 (B, S, S, 3), "token_ids": int32 (B, 77)}``
         (plus ``"labels"`` when ``include_labels``), with ``quality_stats`` set.
+
+    Example:
+        >>> ds = finish(records, PipelineOptions(224, 32), DataQualityStats())
     """
     import tensorflow as tf
 
-    check_common(image_size, batch_size)
-    check_max_pixels(max_pixels)
-    stats = stats or DataQualityStats()
-    tokenizer = resolve_tokenizer(tokenizer)
-    center_crop, random_crop = _crop_functions()
-    parallel = num_parallel_calls or tf.data.AUTOTUNE
-    if training:
+    parallel = options.parallel_calls
+    if options.training:
         # One stateless seed per element; the stream is reproducible from `seed` yet
         # differs between epochs.
-        randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        randoms = tf.data.Dataset.random(seed=options.seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip(ds, randoms.batch(2)).map(
             lambda record, s: dict(record, _seed=s))
+    load = _loader(options, decode)
+    if decode and options.max_pixels is not None:
+        ds = drop_large_images(ds, stats, options.max_pixels, parallel)
+    if decode:
+        ds = guarded_map(ds, load, stats, "decode", parallel)
+    else:  # in-memory uint8 images: nothing to skip, and the cardinality stays known
+        ds = ds.map(load, num_parallel_calls=parallel, deterministic=True)
+    ds = ds.batch(options.batch_size, drop_remainder=options.drops_remainder,
+                  num_parallel_calls=parallel, deterministic=True)
+    ds = ds.map(_batch_tokenizer(options.tokenizer, include_labels),
+                num_parallel_calls=parallel, deterministic=True)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    if options.sharded:
+        off = tf.data.Options()
+        policy = tf.data.experimental.AutoShardPolicy.OFF
+        off.experimental_distribute.auto_shard_policy = policy
+        ds = ds.with_options(off)
+    ds.quality_stats = stats
+    return ds
+
+
+def _loader(options, decode):
+    """record -> record with ``"images"`` float32 (S, S, 3), cropped as ``options`` say."""
+    import tensorflow as tf
+
+    size = options.image_size
 
     def load(record):
         record = dict(record)
@@ -407,38 +414,28 @@ def finish(ds, image_size, batch_size, tokenizer=None, training=True, seed=None,
         else:
             image = record.pop("image")
         image.set_shape((None, None, 3))
-        if training:
-            image = random_crop(image, image_size, scale=scale, ratio=ratio, seed=crop_seed)
+        if options.training:
+            image = random_resized_crop_tf(image, size, scale=options.scale,
+                                           ratio=options.ratio, seed=crop_seed)
         else:
-            image = center_crop(image, image_size)
-        record["images"] = tf.ensure_shape(tf.cast(image, tf.float32),
-                                           (image_size, image_size, 3))
+            image = center_crop_tf(image, size)
+        record["images"] = tf.ensure_shape(tf.cast(image, tf.float32), (size, size, 3))
         return record
 
-    if decode and max_pixels is not None:
-        ds = drop_large_images(ds, stats, max_pixels, parallel)
-    if decode:
-        ds = guarded_map(ds, load, stats, "decode", parallel)
-    else:  # in-memory uint8 images: nothing to skip, and the cardinality stays known
-        ds = ds.map(load, num_parallel_calls=parallel, deterministic=True)
-    keys = ["images", "token_ids"] + (["labels"] if include_labels else [])
+    return load
+
+
+def _batch_tokenizer(tokenizer, include_labels):
+    """batch -> ``{"images", "token_ids"}`` (+ ``"labels"``) with captions tokenized."""
+    import tensorflow as tf
+
+    tokenizer = resolve_tokenizer(tokenizer)
 
     def tokenize(batch):
         out = {"images": batch["images"],
                "token_ids": tf.cast(tokenizer(batch["caption"]), tf.int32)}
         if include_labels:
             out["labels"] = tf.cast(batch["label"], tf.int32)
-        return {k: out[k] for k in keys}
+        return out
 
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder,
-                  num_parallel_calls=parallel, deterministic=True)
-    ds = ds.map(tokenize, num_parallel_calls=parallel, deterministic=True)
-    if prefetch:
-        ds = ds.prefetch(tf.data.AUTOTUNE)
-    if sharded:
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.OFF)
-        ds = ds.with_options(options)
-    ds.quality_stats = stats
-    return ds
+    return tokenize

@@ -253,8 +253,12 @@ class SyntheticShapes:
         import tensorflow as tf
 
         from keras_clip.data import pipeline
+        from keras_clip.data.options import PipelineOptions
 
-        image_size = int(image_size or self.image_size)
+        options = PipelineOptions(int(image_size or self.image_size), batch_size,
+                                  tokenizer=tokenizer, training=training,
+                                  seed=self.seed if seed is None else seed,
+                                  num_parallel_calls=num_parallel_calls, drop_remainder=False)
         stop = None if num_samples is None else start + int(num_samples)
         if stop is not None and stop <= start:
             raise ValueError(f"num_samples must be > 0; received {num_samples}.")
@@ -274,13 +278,9 @@ class SyntheticShapes:
             label.set_shape(())
             return {"image": image, "caption": caption, "label": label}
 
-        ds = indices.map(load, num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE,
-                         deterministic=True)
-        return pipeline.finish(ds, image_size=image_size, batch_size=batch_size,
-                               tokenizer=tokenizer, training=training,
-                               seed=self.seed if seed is None else seed,
-                               include_labels=include_labels,
-                               num_parallel_calls=num_parallel_calls)
+        ds = indices.map(load, num_parallel_calls=options.parallel_calls, deterministic=True)
+        return pipeline.finish(ds, options, pipeline.DataQualityStats(), decode=False,
+                               include_labels=include_labels)
 
     def write_webdataset(self, directory, n, shard_size=1000, image_format="jpg", start=0,
                          quality=95):

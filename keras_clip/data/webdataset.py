@@ -12,6 +12,7 @@ import tarfile
 import zlib
 
 from keras_clip.data import pipeline
+from keras_clip.data.options import make_options
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif")
 
@@ -119,43 +120,26 @@ def iterate_tar_samples(path, stats=None, caption_ext="txt", image_exts=IMAGE_EX
         yield (key,) + sample
 
 
-def webdataset_dataset(patterns, image_size, batch_size, tokenizer=None, training=True,
-                       shuffle_buffer=1000, seed=None, num_parallel_calls=None,
-                       cycle_length=4, num_shards=1, shard_index=0, input_context=None,
-                       drop_remainder=None, repeat=False, caption_ext="txt",
-                       scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), stats=None,
-                       max_pixels=pipeline.DEFAULT_MAX_PIXELS):
+def webdataset_dataset(patterns, image_size=None, batch_size=None, *, options=None,
+                       caption_ext="txt", image_exts=IMAGE_EXTENSIONS, cycle_length=4,
+                       stats=None, **option_fields):
     """A ``tf.data`` pipeline over WebDataset shards yielding model batches.
 
     Args:
         patterns: shard path(s): globs or brace ranges (``"data/{00000..00099}.tar"``).
-        image_size: output side S (random resized crop if ``training``, else
-            center crop; both resize with antialiased bicubic and normalise).
-        batch_size: per-pipeline batch size.
-        tokenizer: callable on a ``(B,)`` tf.string tensor -> int ``(B, 77)``;
-            default ``keras_clip.CLIPTokenizer()``.
-        training: shuffle files and samples, random crops; else fixed order and
-            center crops.
-        shuffle_buffer: samples in the shuffle buffer (training only).
-        seed: makes the order and crops reproducible (different every epoch).
-        num_parallel_calls: parallel decodes (default ``tf.data.AUTOTUNE``).
+        image_size, batch_size: output side S and per-pipeline batch size
+            (required unless ``options`` holds them).
+        options: a ``PipelineOptions``; ``image_size``, ``batch_size`` and the
+            keyword ``option_fields`` given here replace its fields.
+        caption_ext, image_exts: extensions of the caption and image members.
         cycle_length: shards read at the same time.
-        num_shards, shard_index: this worker's part of the shard files
-            (every ``num_shards``-th file from ``shard_index``).
-        input_context: a ``tf.distribute.InputContext``; overrides the two above
-            (use with ``strategy.distribute_datasets_from_function``). When the
-            shards are split here, tf.distribute's auto-sharding is turned off;
+        stats: a ``DataQualityStats`` to count into (default a new one).
+        **option_fields: fields of ``PipelineOptions`` (``tokenizer``,
+            ``training``, ``shuffle_buffer`` (default 1000), ``seed``,
+            ``num_shards``, ``shard_index``, ``input_context``, ``repeat``,
+            ``max_pixels``...). Shards are split among workers by file here;
             multi-worker runs should split here (the generator-based reader
             cannot be auto-sharded by file).
-        drop_remainder: drop the last partial batch; default ``training``.
-        repeat: repeat forever (then pass ``steps_per_epoch`` to ``fit``).
-        caption_ext: extension of the caption member.
-        scale, ratio: random resized crop ranges.
-        stats: a ``DataQualityStats`` to count into (default a new one).
-        max_pixels: images whose header declares more pixels (width x height)
-            are skipped undecoded and counted as ``image_too_large``; default
-            ``DEFAULT_MAX_PIXELS`` (about 89.5 million, PIL's decompression-bomb
-            threshold), None for no limit.
 
     Returns:
         A dataset of ``{"images": float32 (B, S, S, 3), "token_ids": int32 (B, 77)}``
@@ -167,15 +151,16 @@ def webdataset_dataset(patterns, image_size, batch_size, tokenizer=None, trainin
     """
     import tensorflow as tf
 
-    pipeline.check_common(image_size, batch_size)
-    pipeline.check_max_pixels(max_pixels)
+    options = make_options("webdataset_dataset", options, image_size, batch_size,
+                           option_fields)
     files = pipeline.list_files(patterns, "WebDataset shards")
-    files = pipeline.shard_files(files, num_shards, shard_index, input_context, "shards")
+    files = pipeline.shard_files(files, options.num_shards, options.shard_index,
+                                 options.input_context, "shards")
     stats = stats or pipeline.DataQualityStats()
     signature = (tf.TensorSpec((), tf.string),) * 3
 
     def generate(p):
-        yield from iterate_tar_samples(p, stats, caption_ext)
+        yield from iterate_tar_samples(p, stats, caption_ext, image_exts)
 
     def read_shard(path):
         samples = tf.data.Dataset.from_generator(generate, args=(path,),
@@ -184,18 +169,11 @@ def webdataset_dataset(patterns, image_size, batch_size, tokenizer=None, trainin
             "image_bytes": image, "caption": caption})
 
     ds = tf.data.Dataset.from_tensor_slices(files)
-    if training:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(read_shard, cycle_length=min(cycle_length, len(files)), block_length=1,
-                       num_parallel_calls=min(cycle_length, len(files)), deterministic=True)
+    if options.training:
+        ds = ds.shuffle(len(files), seed=options.seed, reshuffle_each_iteration=True)
+    cycle = min(cycle_length, len(files))
+    ds = ds.interleave(read_shard, cycle_length=cycle, block_length=1,
+                       num_parallel_calls=cycle, deterministic=True)
     ds = pipeline.drop_missing_captions(ds, stats)
-    if training and shuffle_buffer and shuffle_buffer > 1:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    return pipeline.finish(
-        ds, image_size, batch_size, tokenizer=tokenizer, training=training, seed=seed,
-        decode=True, num_parallel_calls=num_parallel_calls,
-        drop_remainder=training if drop_remainder is None else drop_remainder,
-        stats=stats, scale=scale, ratio=ratio,
-        sharded=num_shards > 1 or input_context is not None, max_pixels=max_pixels)
+    ds = pipeline.shuffle_and_repeat(ds, options, default_buffer=1000)
+    return pipeline.finish(ds, options, stats)
