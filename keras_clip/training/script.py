@@ -146,15 +146,14 @@ def build_dataset(args, image_size, context_length, num_workers=1, worker_index=
                                   seed=args.seed, tokenizer=tokenizer)
         return _maybe_cache(ds, args), math.ceil(args.synthetic / args.batch_size)
     per_worker = args.batch_size // num_workers
-    common = dict(image_size=image_size, batch_size=per_worker, training=True, seed=args.seed,
-                  tokenizer=tokenizer,
-                  num_shards=num_workers, shard_index=worker_index, drop_remainder=True,
-                  repeat=args.steps_per_epoch is not None)
+    options = data.PipelineOptions(image_size, per_worker, tokenizer=tokenizer, seed=args.seed,
+                                   num_shards=num_workers, shard_index=worker_index,
+                                   drop_remainder=True, repeat=args.steps_per_epoch is not None)
     if args.webdataset:
-        ds = data.webdataset_dataset(args.webdataset, **common)
+        ds = data.webdataset_dataset(args.webdataset, options=options)
     else:
-        ds = data.csv_dataset(args.csv, image_key=args.csv_img_key,
-                              caption_key=args.csv_caption_key, sep=args.csv_separator, **common)
+        ds = data.csv_dataset(args.csv, options=options, image_key=args.csv_img_key,
+                              caption_key=args.csv_caption_key, sep=args.csv_separator)
     return _maybe_cache(ds, args), args.steps_per_epoch
 
 
