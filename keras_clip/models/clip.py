@@ -7,6 +7,11 @@ import numpy as np
 
 from keras_clip.config import CLIPConfig
 from keras_clip.layers import ContrastiveLogits
+from keras_clip.models.preset_folder import (
+    load_preset_weights,
+    read_preset_config,
+    write_preset_folder,
+)
 from keras_clip.models.remat import image_tower_class, remat_scope
 from keras_clip.models.text_transformer import TextTransformerEncoder
 from keras_clip.models.towers import validate_images, validate_token_ids
@@ -137,9 +142,18 @@ class CLIP(ContrastiveTrainer, keras.Model):
 
     def save_to_preset(self, path):
         """Writes `config.json` and `model.weights.h5` to the folder `path`."""
-        from keras_clip.presets.preset_folder import save_preset_folder
+        write_preset_folder(self, path)
 
-        save_preset_folder(self, path)
+    @classmethod
+    def from_preset_folder(cls, path, dtype=None, **kwargs):
+        """The model saved in the preset folder `path` (see `save_to_preset`).
+
+        Example:
+            >>> model = CLIP.from_preset_folder("my_preset")  # doctest: +SKIP
+        """
+        model = cls(read_preset_config(path), dtype=dtype, **kwargs)
+        load_preset_weights(model, path)
+        return model
 
     def get_config(self):
         return {

@@ -46,7 +46,8 @@ def from_preset(preset, weights=True, dtype=None):
         >>> model = from_preset("open_clip_model.safetensors")  # doctest: +SKIP
     """
     from keras_clip.models import CLIP
-    from keras_clip.presets import openai_checkpoint, preset_folder, transformers_checkpoint
+    from keras_clip.models.preset_folder import is_preset_folder
+    from keras_clip.presets import openai_checkpoint, transformers_checkpoint
     from keras_clip.presets.checkpoint_files import read_state_dict
 
     if not isinstance(preset, (str, os.PathLike)):
@@ -60,8 +61,8 @@ def from_preset(preset, weights=True, dtype=None):
 
         return load_pretrained(preset, config, dtype=dtype)
     if os.path.isdir(preset):
-        if preset_folder.is_preset_folder(preset):
-            return preset_folder.load_preset_folder(preset, dtype=dtype)
+        if is_preset_folder(preset):
+            return CLIP.from_preset_folder(preset, dtype=dtype)
         if transformers_checkpoint.is_transformers_folder(preset):
             config, state_dict = transformers_checkpoint.read_transformers_folder(preset)
         else:

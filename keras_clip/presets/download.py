@@ -44,12 +44,8 @@ from importlib import resources
 
 from keras_clip.digest import sha256_file
 from keras_clip.presets.checkpoint_files import read_state_dict
-from keras_clip.presets.preset_folder import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    is_preset_folder,
-    load_preset_folder,
-)
+from keras_clip.models import CLIP
+from keras_clip.models.preset_folder import CONFIG_FILE, WEIGHTS_FILE, is_preset_folder
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SOURCE_FILE = "source.json"  # provenance written next to the converted weights
@@ -218,7 +214,6 @@ def _verify(name, source, path, metadata):
 
 def _convert(name, source, config, path):
     """A float32 CLIP model holding the weights of the checkpoint at `path`."""
-    from keras_clip.models import CLIP
     from keras_clip.presets.openai_checkpoint import load_state_dict
 
     try:
@@ -332,7 +327,7 @@ def _load_cached(name, source, folder, dtype):
         _evict(folder, record)
         return None
     try:
-        return load_preset_folder(folder, dtype=dtype)
+        return CLIP.from_preset_folder(folder, dtype=dtype)
     except (ValueError, OSError) as error:
         warnings.warn(
             f"The cached weights of '{name}' in {folder} are unreadable ({error}); "
@@ -379,5 +374,5 @@ def load_pretrained(name, config, dtype=None):
         _write_record(staged, source, digest, metadata)
         _publish(staged, folder)
     if dtype is not None:  # converted in float32; cast on the way out of the cache
-        return load_preset_folder(folder, dtype=dtype)
+        return CLIP.from_preset_folder(folder, dtype=dtype)
     return model

@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_clip.config import ACTIVATIONS, CLIPConfig, TextConfig, ViTConfig
 from keras_clip.presets.checkpoint_files import read_state_dict
-from keras_clip.presets.preset_folder import read_json_object
+from keras_clip.models.preset_folder import read_json_object
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 

@@ -1,7 +1,18 @@
-"""A saved preset folder: `config.json` plus `model.weights.h5`."""
+"""The preset folder format: `config.json` (the model config) plus `model.weights.h5`.
+
+`CLIP.save_to_preset` writes one and `CLIP.from_preset_folder` reads one; this
+module knows the files, not the model class.
+
+Example:
+    >>> model.save_to_preset("my_preset")  # doctest: +SKIP
+    >>> is_preset_folder("my_preset")  # doctest: +SKIP
+    True
+"""
 
 import json
 import os
+
+from keras_clip.config import CLIPConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -15,7 +26,7 @@ def is_preset_folder(path):
     )
 
 
-def save_preset_folder(model, path):
+def write_preset_folder(model, path):
     """Writes `model`'s config and weights to the folder `path` (created if needed)."""
     os.makedirs(path, exist_ok=True)
     values = {"format_version": FORMAT_VERSION, "clip": model.config.to_dict()}
@@ -46,10 +57,8 @@ def read_json_object(path):
     return values
 
 
-def _read_config(path):
+def read_preset_config(path):
     """The `CLIPConfig` stored in the preset folder `path`'s config.json."""
-    from keras_clip.config import CLIPConfig
-
     config_path = os.path.join(path, CONFIG_FILE)
     values = read_json_object(config_path)
     version = values.get("format_version")
@@ -67,16 +76,12 @@ def _read_config(path):
         raise ValueError(f"{config_path}: {error}") from None
 
 
-def load_preset_folder(path, dtype=None):
-    """Builds the CLIP model saved in the folder `path`."""
-    from keras_clip.models import CLIP
-
-    model = CLIP(_read_config(path), dtype=dtype)
+def load_preset_weights(model, path):
+    """Loads the weights of the preset folder `path` into `model` (a clear error if damaged)."""
+    weights = os.path.join(path, WEIGHTS_FILE)
     try:
-        model.load_weights(os.path.join(path, WEIGHTS_FILE))
+        model.load_weights(weights)
     except Exception as error:  # h5py / keras raise many types for a damaged file
         raise ValueError(
-            f"Could not read the weights in {os.path.join(path, WEIGHTS_FILE)} "
-            f"(truncated or corrupt?): {error}"
+            f"Could not read the weights in {weights} (truncated or corrupt?): {error}"
         ) from error
-    return model
