@@ -76,6 +76,16 @@ def test_temperature_scale_clipped_at_100_every_step():
     assert model.evaluate(_batch(8), verbose=0, return_dict=True)["logit_scale"] <= 100.0 + 1e-4
 
 
+def test_temperature_scale_kept_at_least_1_every_step():
+    model = _model()
+    variable = model.contrastive_logits.logit_scale
+    variable.assign(-3.0)  # scale exp(-3) ~ 0.05, below the lower bound of 1
+    model.compile(optimizer=keras.optimizers.SGD(1e-3))
+    model.fit(_batch(8), batch_size=8, epochs=1, verbose=0)
+    assert float(ops.convert_to_numpy(variable)) == pytest.approx(0.0, abs=1e-6)
+    assert float(ops.convert_to_numpy(model.logit_scale)) == pytest.approx(1.0, abs=1e-6)
+
+
 def test_compute_loss_needs_embeddings_and_no_sample_weight():
     model = _model()
     with pytest.raises(ValueError, match="image_embeddings"):
@@ -86,7 +96,10 @@ def test_compute_loss_needs_embeddings_and_no_sample_weight():
 
 
 @pytest.mark.parametrize("vision", ["vit", "resnet"])
-def test_weight_decay_only_on_matrices_and_kernels(vision):
+def test_weight_decay_follows_the_paper_and_open_clip(vision):
+    """Decayed: every weight with >= 2 dimensions (attention, MLP and projection
+    kernels, convolutions, token and positional embeddings). Not decayed: gains,
+    biases, the class token and the temperature."""
     keras.utils.set_random_seed(0)
     model = CLIP(tiny_config(vision))
     optimizer = build_optimizer(model, 1e-3, weight_decay=0.1)
@@ -94,13 +107,28 @@ def test_weight_decay_only_on_matrices_and_kernels(vision):
     excluded = set(no_decay_variable_paths(model))
     assert decayed | excluded == {v.path for v in model.trainable_variables}
     assert not decayed & excluded
-    for path in decayed:
-        assert path.endswith("kernel"), path
-    for needle in ("logit_scale", "token_embedding", "positional_embedding", "gamma", "beta",
-                   "bias"):
-        assert any(needle in path for path in excluded), needle
+    assert decayed == {v.path for v in model.trainable_variables if len(v.shape) >= 2}
+
+    def split(tower):  # (decayed, not decayed) paths inside one tower
+        variables = tower.trainable_variables
+        return ({v.path for v in variables if optimizer._use_weight_decay(v)},
+                {v.path for v in variables if not optimizer._use_weight_decay(v)})
+
+    text_decayed, text_kept = split(model.text_encoder)
+    assert {"resblocks_0/attn/in_proj/kernel", "resblocks_0/attn/out_proj/kernel",
+            "resblocks_0/c_fc/kernel", "resblocks_0/c_proj/kernel", "text_projection/kernel",
+            "embeddings/token_embedding", "embeddings/positional_embedding"} <= text_decayed
+    assert {"ln_final/gamma", "ln_final/beta", "resblocks_0/ln_1/gamma",
+            "resblocks_0/attn/in_proj/bias", "resblocks_0/c_fc/bias"} <= text_kept
+    image_decayed, image_kept = split(model.image_encoder)
     if vision == "vit":
-        assert any("class_embedding" in path for path in excluded)
+        assert {"conv1/kernel", "embeddings/positional_embedding", "proj/kernel"} <= image_decayed
+        assert {"embeddings/class_embedding", "ln_pre/gamma", "ln_post/beta"} <= image_kept
+    else:
+        assert {"conv1/kernel", "attnpool/positional_embedding", "attnpool/c_proj/kernel"} <= (
+            image_decayed)
+        assert {"bn1/gamma", "bn1/beta", "attnpool/c_proj/bias"} <= image_kept
+    assert not optimizer._use_weight_decay(model.contrastive_logits.logit_scale)
     # Behaviour: with zero gradients Adam moves nothing, so only decay changes weights.
     # (Paths repeat across the two towers, so go by position.)
     variables = model.trainable_variables

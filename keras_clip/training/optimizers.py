@@ -1,4 +1,9 @@
-"""AdamW with CLIP's weight-decay exclusions and a warm-up + cosine schedule.
+"""AdamW with CLIP's weight-decay rule and a warm-up + cosine schedule.
+
+The rule is the paper's and open_clip's: every weight with two or more
+dimensions is decayed (kernels, token and positional embeddings); gains,
+biases, the ViT class token and the temperature (fewer than two dimensions)
+are not.
 
 Example:
     >>> from keras_clip.training.optimizers import build_optimizer
@@ -12,18 +17,15 @@ import numbers
 
 import keras
 
-# Variable names (`variable.name`) that never get weight decay: biases,
-# LayerNorm / BatchNorm gains and shifts, token / positional / class
-# embeddings (incl. the attention pool's) and the temperature.
-NO_DECAY_NAMES = ("bias", "gamma", "beta", "embedding", "logit_scale")
-NO_DECAY_PATTERN = "^(bias|gamma|beta|logit_scale|.*embedding)$"
+# The names (`variable.name`) of keras_clip's variables with fewer than two
+# dimensions: biases, LayerNorm / BatchNorm gains and shifts, the ViT class
+# token and the temperature. By name, as Keras' AdamW excludes variables.
+NO_DECAY_PATTERN = "^(bias|gamma|beta|class_embedding|logit_scale)$"
 
 
 def uses_weight_decay(variable):
-    """True if CLIP's recipe decays `variable` (matrices and conv kernels only)."""
-    import re
-
-    return re.match(NO_DECAY_PATTERN, variable.name) is None
+    """True if CLIP's recipe decays `variable`: two or more dimensions."""
+    return len(variable.shape) >= 2
 
 
 def no_decay_variable_paths(model):
