@@ -325,7 +325,8 @@ def test_images_over_the_pixel_limit_are_skipped_and_counted(tmp_path, tokenizer
     unlimited = data.webdataset_dataset(str(tmp_path / "00000.tar"), S, 8,
                                         tokenizer=tokenizer, training=False, max_pixels=None)
     assert next(unlimited.as_numpy_iterator())["images"].shape[0] == 4
-    with pytest.raises(ValueError, match=r"max_pixels must be an int >= 1 or None; received 0\."):
+    with pytest.raises(ValueError,
+                       match=r"max_pixels must be an int >= 1 or None; received 0\."):
         data.webdataset_dataset(str(tmp_path / "00000.tar"), S, 8, max_pixels=0)
 
 
@@ -382,7 +383,8 @@ def test_pipeline_options_name_the_bad_field(field, value, message):
 def test_pipeline_options_defaults_and_resolved_values():
     options = data.PipelineOptions(S, 4, num_parallel_calls=tf.data.AUTOTUNE)
     assert options.drops_remainder and not options.sharded
-    assert options.parallel_calls == tf.data.AUTOTUNE == data.PipelineOptions(S, 4).parallel_calls
+    default = data.PipelineOptions(S, 4)
+    assert options.parallel_calls == default.parallel_calls == tf.data.AUTOTUNE
     assert options.max_pixels == data.DEFAULT_MAX_PIXELS == 89_478_485
     evaluation = dataclasses.replace(options, training=False, num_shards=2)
     assert not evaluation.drops_remainder and evaluation.sharded
@@ -413,7 +415,8 @@ def test_unknown_or_wrong_options_are_one_clear_error(shards):
                                          r"\['shuffle_bufer'\]; expected fields of "
                                          r"keras_clip.data.PipelineOptions: \['batch_size'"):
         data.webdataset_dataset(shards, S, 4, shuffle_bufer=8)
-    with pytest.raises(ValueError, match=r"csv_dataset\(\) got unknown option\(s\) \['crop'\]"):
+    with pytest.raises(ValueError,
+                       match=r"csv_dataset\(\) got unknown option\(s\) \['crop'\]"):
         data.csv_dataset("t.csv", S, 4, crop=True)
     with pytest.raises(ValueError, match="options must be a keras_clip.data.PipelineOptions "
                                          "or None; received dict"):
