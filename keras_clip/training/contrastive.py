@@ -27,7 +27,11 @@ import math
 import keras
 from keras import ops
 
-from keras_clip.losses import in_batch_accuracy, local_contrastive_logits, local_contrastive_loss
+from keras_clip.losses import (
+    in_batch_accuracy,
+    local_contrastive_logits,
+    local_contrastive_loss,
+)
 from keras_clip.training.distribution import gather_global_batch, tf_replica_context
 from keras_clip.training.guarded_step import TRAIN_STEPS
 

@@ -35,6 +35,7 @@ def all_finite(tensors):
 
 
 def _checked(model, loss, grads):
+    """What decides the skip: the loss, and the gradients unless loss scaling owns them."""
     if isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer):
         return [loss]
     return [loss, *grads]
