@@ -14,7 +14,7 @@ from keras import ops
 from keras_clip import CLIP
 from keras_clip.cli import main
 from keras_clip.training import build_optimizer
-from keras_clip.training.guarded_step import SkippedStepsGuard, TrainingDiverged
+from keras_clip.training.divergence import SkippedStepsGuard, TrainingDiverged
 from keras_clip.training.optimizers import cosine_schedule
 from tests.conftest import tiny_config
 

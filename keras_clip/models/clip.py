@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_clip.config import CLIPConfig
 from keras_clip.layers import ContrastiveLogits
+from keras_clip.models.contrastive_trainer import ContrastiveTrainer
 from keras_clip.models.preset_folder import (
     load_preset_weights,
     read_preset_config,
@@ -15,7 +16,6 @@ from keras_clip.models.preset_folder import (
 from keras_clip.models.remat import image_tower_class, remat_scope
 from keras_clip.models.text_transformer import TextTransformerEncoder
 from keras_clip.models.towers import validate_images, validate_token_ids
-from keras_clip.training.contrastive import ContrastiveTrainer
 
 
 # TensorFlow: one XLA-compiled function per tower (compiled once per input shape).

@@ -169,7 +169,7 @@ def build_callbacks(args, dataset):
     import keras
 
     from keras_clip import data
-    from keras_clip.training.guarded_step import SkippedStepsGuard
+    from keras_clip.training.divergence import SkippedStepsGuard
 
     save_freq = "epoch" if args.backup_every == "epoch" else int(args.backup_every)
     callbacks = [
@@ -234,7 +234,7 @@ def zero_shot(model, image_size, n, seed, batch_size=256):
 def main(argv=None):
     """Runs `keras-clip train`; exits with code 3 if training diverges (see above)."""
     args = parse_args(argv)
-    from keras_clip.training.guarded_step import TrainingDiverged
+    from keras_clip.training.divergence import TrainingDiverged
 
     try:
         return train(args)
@@ -248,7 +248,7 @@ def train(args):
     import keras
 
     from keras_clip.training import build_optimizer, make_strategy
-    from keras_clip.training.guarded_step import TrainingDiverged, non_finite_weights
+    from keras_clip.training.divergence import TrainingDiverged, non_finite_weights
 
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy(args.precision)

@@ -30,7 +30,7 @@ import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 from keras_clip import CLIP  # noqa: E402
-from keras_clip.training import contrastive  # noqa: E402
+from keras_clip.models import contrastive_trainer as contrastive  # noqa: E402
 from tests.scripts.common import TINY, fixed_batch, initial_weights, max_difference  # noqa: E402
 
 LR, BATCH = 0.1, 8

@@ -32,8 +32,8 @@ from keras_clip.losses import (
     local_contrastive_logits,
     local_contrastive_loss,
 )
-from keras_clip.training.distribution import gather_global_batch, tf_replica_context
-from keras_clip.training.guarded_step import TRAIN_STEPS
+from keras_clip.models.global_batch import gather_global_batch, tf_replica_context
+from keras_clip.models.guarded_step import TRAIN_STEPS
 
 MAX_LOG_SCALE = math.log(100.0)
 
