@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from keras_clip.config import TextConfig
-from keras_clip.layers import EndOfTextPooling, ResidualAttentionBlock, TokenAndPositionEmbedding
+from keras_clip.layers import EndOfTextPooling, TokenAndPositionEmbedding
 from keras_clip.models.towers import Tower
 
 
@@ -30,31 +30,13 @@ class TextTransformerEncoder(Tower):
     section = "text"
     config_class = TextConfig
 
-    @staticmethod
-    def block_name(index):
-        """The layer name of residual block `index` (0-based)."""
-        return f"resblocks_{index}"
-
-    @classmethod
-    def block_names(cls, config):
-        return [cls.block_name(index) for index in range(config.layers)]
-
     def __init__(self, text, embed_dim, dtype=None, **kwargs):
         config = self.parse_config(text)
         token_ids = keras.Input((config.context_length,), dtype="int32", name="token_ids")
         x = TokenAndPositionEmbedding(
             config.vocab_size, config.context_length, config.width, name="embeddings", dtype=dtype
         )(token_ids)
-        for index in range(config.layers):
-            x = ResidualAttentionBlock(
-                config.heads,
-                config.mlp_dim,
-                activation=config.activation,
-                causal=True,
-                layer_norm_epsilon=config.layer_norm_epsilon,
-                name=self.block_name(index),
-                dtype=dtype,
-            )(x)
+        x = self.residual_blocks(x, config, dtype, causal=True)  # (B, L, width)
         x = layers.LayerNormalization(
             epsilon=config.layer_norm_epsilon, name="ln_final", dtype=dtype
         )(x)

@@ -4,13 +4,17 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_clip.layers import ResidualAttentionBlock
+
 
 class Tower(keras.Model):
     """Base of the three towers: a functional model built from one config section.
 
-    A subclass names its section (`section`, the `get_config` key), its config
-    class (`config_class`) and its residual blocks (`block_names`), builds its
-    graph, then calls `super().__init__(inputs, outputs, config, embed_dim, dtype)`.
+    A subclass names its section (`section`, the `get_config` key) and its
+    config class (`config_class`), builds its graph, then calls
+    `super().__init__(inputs, outputs, config, embed_dim, dtype)`. Residual
+    blocks are named by `block_name` (the transformer towers' `resblocks_{i}`
+    here; the ResNet overrides it), so remat and the checkpoint key map find them.
     The config round trip goes through the config's validating `to_dict` /
     `from_dict`, so a misspelled key raises a `ValueError` (a `.keras` file too).
 
@@ -31,10 +35,30 @@ class Tower(keras.Model):
             return values
         return cls.config_class.from_dict(values)
 
+    @staticmethod
+    def block_name(index):
+        """The layer name of residual block `index` (0-based)."""
+        return f"resblocks_{index}"
+
     @classmethod
     def block_names(cls, config):
         """The layer names of the residual blocks `config` gives (for remat and checkpoints)."""
-        raise NotImplementedError
+        return [cls.block_name(index) for index in range(config.layers)]
+
+    @classmethod
+    def residual_blocks(cls, x, config, dtype, causal=False):
+        """`config.layers` pre-LN transformer blocks applied to `x` `(B, L, width)`."""
+        for index in range(config.layers):
+            x = ResidualAttentionBlock(
+                config.heads,
+                config.mlp_dim,
+                activation=config.activation,
+                causal=causal,
+                layer_norm_epsilon=config.layer_norm_epsilon,
+                name=cls.block_name(index),
+                dtype=dtype,
+            )(x)
+        return x
 
     def __init__(self, inputs, outputs, config, embed_dim, dtype=None, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)

@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from keras_clip.config import ViTConfig
-from keras_clip.layers import ClassTokenAndPositionEmbedding, ResidualAttentionBlock
+from keras_clip.layers import ClassTokenAndPositionEmbedding
 from keras_clip.models.towers import Tower
 
 
@@ -32,15 +32,6 @@ class VisionTransformerEncoder(Tower):
     section = "vision"
     config_class = ViTConfig
 
-    @staticmethod
-    def block_name(index):
-        """The layer name of residual block `index` (0-based)."""
-        return f"resblocks_{index}"
-
-    @classmethod
-    def block_names(cls, config):
-        return [cls.block_name(index) for index in range(config.layers)]
-
     def __init__(self, vision, embed_dim, dtype=None, **kwargs):
         config = self.parse_config(vision)
         images = keras.Input((config.image_size, config.image_size, 3), name="images")
@@ -56,15 +47,7 @@ class VisionTransformerEncoder(Tower):
         x = ClassTokenAndPositionEmbedding(config.grid_size**2, name="embeddings", dtype=dtype)(x)
         eps = config.layer_norm_epsilon
         x = layers.LayerNormalization(epsilon=eps, name="ln_pre", dtype=dtype)(x)
-        for index in range(config.layers):
-            x = ResidualAttentionBlock(
-                config.heads,
-                config.mlp_dim,
-                activation=config.activation,
-                layer_norm_epsilon=eps,
-                name=self.block_name(index),
-                dtype=dtype,
-            )(x)
+        x = self.residual_blocks(x, config, dtype)  # (B, L, width)
         x = layers.LayerNormalization(epsilon=eps, name="ln_post", dtype=dtype)(x[:, 0])
         x = layers.Dense(embed_dim, use_bias=False, name="proj", dtype=dtype)(x)
         super().__init__(images, x, config, embed_dim, dtype, **kwargs)

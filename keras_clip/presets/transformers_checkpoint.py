@@ -55,29 +55,31 @@ def config_from_transformers(values, name="clip", source="The transformers confi
         raise ValueError(f"{source}: {error}") from None
 
 
+def _encoder_fields(section, where):
+    """The transformer fields both towers share, from a transformers config section."""
+    return dict(
+        width=section["hidden_size"],
+        layers=section["num_hidden_layers"],
+        heads=section["num_attention_heads"],
+        mlp_dim=section["intermediate_size"],
+        activation=_activation(section, where),
+        layer_norm_epsilon=section.get("layer_norm_eps", 1e-5),
+    )
+
+
 def _clip_config(values, vision, text, name):
     return CLIPConfig(
         embed_dim=values.get("projection_dim", 512),
         name=name,
         vision=ViTConfig(
             image_size=vision["image_size"],
-            width=vision["hidden_size"],
-            layers=vision["num_hidden_layers"],
             patch_size=vision["patch_size"],
-            heads=vision["num_attention_heads"],
-            mlp_dim=vision["intermediate_size"],
-            activation=_activation(vision, "vision_config"),
-            layer_norm_epsilon=vision.get("layer_norm_eps", 1e-5),
+            **_encoder_fields(vision, "vision_config"),
         ),
         text=TextConfig(
-            width=text["hidden_size"],
-            layers=text["num_hidden_layers"],
-            heads=text["num_attention_heads"],
             context_length=text["max_position_embeddings"],
             vocab_size=text["vocab_size"],
-            mlp_dim=text["intermediate_size"],
-            activation=_activation(text, "text_config"),
-            layer_norm_epsilon=text.get("layer_norm_eps", 1e-5),
+            **_encoder_fields(text, "text_config"),
         ),
     )
 
