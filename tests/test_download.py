@@ -525,3 +525,61 @@ def test_download_timeout_must_be_positive_seconds(monkeypatch, text):
         download.download_timeout()
     monkeypatch.setenv(download.TIMEOUT_VARIABLE, "90")
     assert download.download_timeout() == 90.0
+
+
+# ------------------------------------------------- model options pass through from_preset
+
+
+def _outputs(model):
+    rng = np.random.default_rng(2)
+    images = rng.uniform(size=(2, 32, 32, 3)).astype("float32")
+    token_ids = rng.integers(1, 500, size=(2, 77)).astype("int32")
+    return [np.asarray(keras.ops.convert_to_numpy(out), dtype="float32")
+            for out in (model.encode_image(images), model.encode_text(token_ids))]
+
+
+def _sources(tmp_path, checkpoint):
+    """A checkpoint file and the preset folder of the same weights."""
+    path = tmp_path / FILENAME
+    path.write_bytes(checkpoint[0])
+    folder = str(tmp_path / "preset")
+    keras_clip.from_preset(str(path)).save_to_preset(folder)
+    return {"checkpoint file": str(path), "preset folder": folder}
+
+
+def test_remat_passes_through_every_path_source(tmp_path, checkpoint):
+    for source, path in _sources(tmp_path, checkpoint).items():
+        plain, remat = keras_clip.from_preset(path), keras_clip.from_preset(path, remat=True)
+        assert remat.remat is True and plain.remat is False, source
+        for expected, actual in zip(_outputs(plain), _outputs(remat)):
+            np.testing.assert_array_equal(actual, expected, err_msg=source)
+
+
+def test_remat_passes_through_a_downloaded_name(hub, checkpoint):
+    fresh = keras_clip.from_preset(NAME, remat=True)  # download path
+    cached = keras_clip.from_preset(NAME, remat=True)  # cache path
+    assert hub.downloads == 1 and fresh.remat is True and cached.remat is True
+    assert keras_clip.from_preset(NAME, weights=None, remat=True).remat is True
+    assert_weights_equal(cached, checkpoint[1])  # the cache was written in float32
+    for expected, actual in zip(_outputs(keras_clip.from_preset(NAME)), _outputs(fresh)):
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_low_precision_download_equals_the_cached_load(hub, monkeypatch):
+    with monkeypatch.context() as patch:  # the first load casts on load: no reload from disk
+        patch.setattr(keras_clip.CLIP, "from_preset_folder", None)
+        fresh = keras_clip.from_preset(NAME, dtype="bfloat16")
+    cached = keras_clip.from_preset(NAME, dtype="bfloat16")  # from the float32 cache
+    assert hub.downloads == 1
+    for a, b in zip(fresh.weights, cached.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    for expected, actual in zip(_outputs(cached), _outputs(fresh)):
+        np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("preset", [NAME, "no/such/file.safetensors"])
+def test_unknown_model_option_is_a_clear_error_before_any_download(hub, preset):
+    with pytest.raises(ValueError, match=r"Unknown model option\(s\) 'rematt' for from_preset; "
+                                         r"expected any of: remat, name, trainable"):
+        keras_clip.from_preset(preset, rematt=True)
+    assert hub.downloads == 0

@@ -7,10 +7,13 @@ Example:
     >>> model = keras_clip.from_preset("rn50", weights=None)
 """
 
+import inspect
 import os
 from importlib import resources
 
 from keras_clip.config import CLIPConfig
+
+LAYER_KWARGS = ("name", "trainable")  # what keras.Model takes besides CLIP's own options
 
 
 def list_presets():
@@ -30,7 +33,7 @@ def preset_config(name):
         return CLIPConfig.from_json(file)
 
 
-def from_preset(preset, weights=True, dtype=None):
+def from_preset(preset, weights=True, dtype=None, **model_kwargs):
     """Builds a CLIP model from a preset name, a saved folder or a checkpoint.
 
     Args:
@@ -40,10 +43,12 @@ def from_preset(preset, weights=True, dtype=None):
         weights: for built-in names, download the pretrained weights (True) or
             build with random weights (False/None). Paths always load their weights.
         dtype: optional dtype policy, e.g. `"bfloat16"` for fast inference.
+        **model_kwargs: model options passed to `CLIP(...)` for every source,
+            e.g. `remat=True` (gradient checkpointing) or `name=...`.
 
     Example:
         >>> model = from_preset("vit_b32", weights=None)
-        >>> model = from_preset("open_clip_model.safetensors")  # doctest: +SKIP
+        >>> model = from_preset("open_clip_model.safetensors", remat=True)  # doctest: +SKIP
     """
     from keras_clip.models import CLIP
     from keras_clip.models.preset_folder import is_preset_folder
@@ -52,17 +57,18 @@ def from_preset(preset, weights=True, dtype=None):
 
     if not isinstance(preset, (str, os.PathLike)):
         raise ValueError(f"`preset` must be a name or a path, received {type(preset).__name__}.")
+    check_model_kwargs(model_kwargs)
     preset = os.fspath(preset)
     if preset in list_presets():
         config = preset_config(preset)
         if not weights:
-            return CLIP(config, dtype=dtype)
+            return CLIP(config, dtype=dtype, **model_kwargs)
         from keras_clip.presets.download import load_pretrained
 
-        return load_pretrained(preset, config, dtype=dtype)
+        return load_pretrained(preset, config, dtype=dtype, **model_kwargs)
     if os.path.isdir(preset):
         if is_preset_folder(preset):
-            return CLIP.from_preset_folder(preset, dtype=dtype)
+            return CLIP.from_preset_folder(preset, dtype=dtype, **model_kwargs)
         if transformers_checkpoint.is_transformers_folder(preset):
             config, state_dict = transformers_checkpoint.read_transformers_folder(preset)
         else:
@@ -80,6 +86,24 @@ def from_preset(preset, weights=True, dtype=None):
             f"Unknown preset {preset!r}: not a built-in name ({', '.join(list_presets())}) "
             "and no such file or folder."
         )
-    model = CLIP(config, dtype=dtype)
+    model = CLIP(config, dtype=dtype, **model_kwargs)
     openai_checkpoint.load_state_dict(model, state_dict)
     return model
+
+
+def check_model_kwargs(model_kwargs):
+    """Raises a ValueError naming any key of `model_kwargs` that `CLIP(...)` does not take.
+
+    Checked before anything is read or downloaded (Keras would ignore an unknown one).
+
+    Example:
+        >>> check_model_kwargs({"remat": True})
+    """
+    from keras_clip.models import CLIP
+
+    known = [name for name in inspect.signature(CLIP.__init__).parameters
+             if name not in ("self", "config", "dtype", "kwargs")] + list(LAYER_KWARGS)
+    unknown = sorted(set(model_kwargs) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown model option(s) {', '.join(map(repr, unknown))} for "
+                         f"from_preset; expected any of: {', '.join(known)}.")

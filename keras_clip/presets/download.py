@@ -42,6 +42,8 @@ import time
 import warnings
 from importlib import resources
 
+import keras
+
 from keras_clip.digest import sha256_file
 from keras_clip.presets.checkpoint_files import read_state_dict
 from keras_clip.models import CLIP
@@ -212,20 +214,29 @@ def _verify(name, source, path, metadata):
     return actual
 
 
-def _convert(name, source, config, path):
-    """A float32 CLIP model holding the weights of the checkpoint at `path`."""
+def _convert(name, source, config, path, dtype, model_kwargs):
+    """`(model, float32 model)` holding the weights of the checkpoint at `path`.
+
+    The model is built as asked (`dtype`, `model_kwargs`) and the converted
+    weights are cast on load; the float32 one, for the cache, is the same
+    model unless the asked dtype stores its variables in lower precision.
+    """
     from keras_clip.presets.openai_checkpoint import load_state_dict
 
     try:
         state_dict = read_state_dict(path)
-        model = CLIP(config)
+        model = CLIP(config, dtype=dtype, **model_kwargs)
         load_state_dict(model, state_dict)
+        if all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in model.weights):
+            return model, model
+        full = CLIP(config)
+        load_state_dict(full, state_dict)
     except ValueError as error:
         raise ValueError(
             f"The {source['filename']} downloaded for '{name}' from {source_url(source)} "
             f"cannot be used: {error}. Nothing was cached."
         ) from error
-    return model
+    return model, full
 
 
 def _write_record(staged, source, digest, metadata):
@@ -314,7 +325,7 @@ def _evict(folder, record):
                 os.replace(folder, os.path.join(scratch, "evicted"))
 
 
-def _load_cached(name, source, folder, dtype):
+def _load_cached(name, source, folder, dtype, model_kwargs):
     if not is_preset_folder(folder):
         return None
     record = _read_record(folder) or {}
@@ -327,7 +338,7 @@ def _load_cached(name, source, folder, dtype):
         _evict(folder, record)
         return None
     try:
-        return CLIP.from_preset_folder(folder, dtype=dtype)
+        return CLIP.from_preset_folder(folder, dtype=dtype, **model_kwargs)
     except (ValueError, OSError) as error:
         warnings.warn(
             f"The cached weights of '{name}' in {folder} are unreadable ({error}); "
@@ -337,7 +348,7 @@ def _load_cached(name, source, folder, dtype):
         return None
 
 
-def load_pretrained(name, config, dtype=None):
+def load_pretrained(name, config, dtype=None, **model_kwargs):
     """Returns the CLIP preset `name` with its pretrained weights.
 
     The first call downloads, verifies and converts the weights and caches the
@@ -350,6 +361,7 @@ def load_pretrained(name, config, dtype=None):
         config: the preset's `CLIPConfig`; the checkpoint must match it.
         dtype: optional dtype policy of the returned model. The cache always
             holds float32 weights.
+        **model_kwargs: model options for `CLIP(...)`, e.g. `remat=True`.
 
     Raises:
         OSError: the file could not be downloaded (offline, server down...);
@@ -359,7 +371,7 @@ def load_pretrained(name, config, dtype=None):
     """
     source = weight_sources()[name]
     folder = cache_folder(name, source)
-    model = _load_cached(name, source, folder, dtype)
+    model = _load_cached(name, source, folder, dtype, model_kwargs)
     if model is not None:
         return model
     root = cache_root()
@@ -368,11 +380,9 @@ def load_pretrained(name, config, dtype=None):
     with tempfile.TemporaryDirectory(dir=root, prefix=SCRATCH_PREFIX) as scratch:
         path, metadata = _download(name, source, os.path.join(scratch, "download"))
         digest = _verify(name, source, path, metadata)
-        model = _convert(name, source, config, path)
+        model, full = _convert(name, source, config, path, dtype, model_kwargs)
         staged = os.path.join(scratch, "preset")
-        model.save_to_preset(staged)
+        full.save_to_preset(staged)
         _write_record(staged, source, digest, metadata)
         _publish(staged, folder)
-    if dtype is not None:  # converted in float32; cast on the way out of the cache
-        return CLIP.from_preset_folder(folder, dtype=dtype)
     return model
