@@ -492,18 +492,40 @@ def test_zero_shot_on_a_tiny_real_clip(tiny_model):
     labels, probs = clf.predict(data.images, return_probabilities=True)
     assert labels.shape == (5,) and probs.shape == (5, 3)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
-    result = clf.evaluate(data.images, np.zeros(5, int))
-    assert 0.0 <= result["top1"] <= 1.0 and result["top5"] == 1.0
+    from keras_clip.evaluation.features import encode_images
+
+    # By hand: cosine of each image with each class, softmax of the scaled scores.
+    features = encode_images(tiny_model, data.images, batch_size=5)
+    features = features / np.linalg.norm(features, axis=1, keepdims=True)
+    scores = features @ clf.class_embeddings.T  # (5, 3)
+    scaled = clf.logit_scale * scores
+    expected = np.exp(scaled - scaled.max(1, keepdims=True))
+    np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), atol=1e-5)
+    np.testing.assert_array_equal(labels, scores.argmax(1))
+    truth = np.array([0, 1, 2, 0, 1])
+    result = clf.evaluate(data.images, truth)
+    assert result["top1"] == pytest.approx(np.mean(scores.argmax(1) == truth))
+    assert result["top5"] == 1.0  # three classes: the truth is always in the top 5
     # A tf.data pipeline of labelled batches (token ids unused here).
     shapes = SyntheticShapes(image_size=32, seed=3, split="all")
     ds = shapes.as_tf_dataset(batch_size=5, num_samples=6, training=False,
                               include_labels=True)
     streamed = ZeroShotClassifier(tiny_model, shapes.classes, templates="simple",
                                   tokenizer=tokenizer, batch_size=5).evaluate(ds)
-    assert streamed["num_samples"] == 6 and 0.0 <= streamed["top5"] <= 1.0
+    batches = list(ds.as_numpy_iterator())
+    images = np.concatenate([b["images"] for b in batches])
+    truth = np.concatenate([b["labels"] for b in batches])
+    stream_clf = ZeroShotClassifier(tiny_model, shapes.classes, templates="simple",
+                                    tokenizer=tokenizer, batch_size=5)
+    feats = encode_images(tiny_model, images, batch_size=5)
+    feats = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    ranks = np.argsort(-(feats @ stream_clf.class_embeddings.T), axis=1)
+    assert streamed["num_samples"] == 6
+    assert streamed["top1"] == pytest.approx(np.mean(ranks[:, 0] == truth))
+    assert streamed["top5"] == pytest.approx(np.mean((ranks[:, :5] == truth[:, None]).any(1)))
     w = zero_shot_weights(tiny_model, names, "a photo of a {}.", tokenizer=tokenizer)
     assert w.shape == (3, 32)
-    from keras_clip.evaluation.features import default_tokenizer, encode_images
+    from keras_clip.evaluation.features import default_tokenizer
 
     raw = np.random.default_rng(0).integers(0, 256, (5, 40, 48, 3), dtype=np.uint8)
     np.testing.assert_allclose(  # uint8 images are preprocessed for the model first
@@ -517,10 +539,21 @@ def test_linear_probe_and_retrieval_on_a_tiny_real_clip(tiny_model):
     train = synthetic_classification(24, image_size=32, seed=1, split="heldout")
     test = synthetic_classification(12, image_size=32, seed=2, split="heldout")
     result = evaluate_linear_probe(tiny_model, train, test, c=1.0, max_iter=100, batch_size=5)
-    assert 0.0 <= result["accuracy"] <= 1.0 and result["C"] == 1.0
-    assert result["classifier"].n_features_in_ == 32
+    assert result["C"] == 1.0 and result["classifier"].n_features_in_ == 32
+    from keras_clip.evaluation.features import encode_images
+
+    test_features = encode_images(tiny_model, test.images, batch_size=5)  # unnormalised
+    predicted = result["classifier"].predict(test_features)
+    assert result["accuracy"] == pytest.approx(np.mean(predicted == test.labels))
     pairs = synthetic_pairs(6, image_size=32, seed=4, captions_per_image=2)
     got = evaluate_retrieval(tiny_model, pairs, tokenizer=SmallVocabTokenizer(), batch_size=5)
     assert got["num_images"] == 6 and got["num_texts"] == 12
-    assert all(0.0 <= got[f"text_to_image_recall@{k}"] <= 1.0 for k in (1, 5, 10))
+    image_features = encode_images(tiny_model, pairs.images, batch_size=5)
+    text_features = np.asarray(tiny_model.encode_text(SmallVocabTokenizer()(pairs.captions)))
+    image_features /= np.linalg.norm(image_features, axis=1, keepdims=True)
+    text_features /= np.linalg.norm(text_features, axis=1, keepdims=True)
+    order = np.argsort(-(text_features @ image_features.T), axis=1)  # (12, 6)
+    for k in (1, 5):
+        hits = (order[:, :k] == np.asarray(pairs.image_index)[:, None]).any(1)
+        assert got[f"text_to_image_recall@{k}"] == pytest.approx(hits.mean()), k
     assert got["text_to_image_recall@10"] == 1.0  # only 6 images
