@@ -1,0 +1,146 @@
+"""`export_towers`: both towers of one model into one folder, with its manifest.
+
+Writes `image_encoder.onnx` / `text_encoder.onnx` (plus `.fp16.onnx` /
+`.int8.onnx` on request), SavedModels `image_encoder/` / `text_encoder/`,
+the tokenizer vocabulary and `manifest.json`; see `keras_clip.export`.
+
+Example:
+    >>> from keras_clip.export import export_towers
+    >>> manifest = export_towers(model, "vit_b32_export", int8=True)  # doctest: +SKIP
+"""
+
+import importlib.metadata
+import os
+import shutil
+import time
+
+import keras
+
+from keras_clip.export.manifest import VOCABULARY_FILE, file_entries, model_values, write_manifest
+from keras_clip.export.onnx_export import DEFAULT_OPSET, TOWERS, export_onnx
+from keras_clip.export.quantize import to_fp16, to_int8, variant_path
+from keras_clip.export.saved_model import export_saved_models
+
+FORMATS = ("saved_model", "onnx")
+
+
+def export_towers(
+    model,
+    directory,
+    formats=FORMATS,
+    opset=DEFAULT_OPSET,
+    fp16=False,
+    int8=False,
+    architecture=None,
+    towers=TOWERS,
+):
+    """Exports `model`'s towers into `directory`; returns the manifest (a dict).
+
+    Args:
+        model: a `keras_clip.CLIP`.
+        directory: output folder (created; existing export files are replaced).
+        formats: any of `"saved_model"`, `"onnx"`.
+        opset: ONNX opset, >= 17.
+        fp16: also write `<tower>.fp16.onnx`.
+        int8: also write `<tower>.int8.onnx` (dynamic quantization).
+        architecture: name recorded in the manifest (defaults to the config's).
+        towers: which towers, `("image_encoder", "text_encoder")` by default.
+
+    Example:
+        >>> export_towers(model, "out", formats=("onnx",), fp16=True)  # doctest: +SKIP
+    """
+    from keras_clip.models import CLIP
+
+    if not isinstance(model, CLIP):
+        raise ValueError(f"`model` must be a keras_clip.CLIP, received {type(model).__name__}.")
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ValueError(f"`formats` must be a non-empty subset of {FORMATS}, received {formats}.")
+    towers = (towers,) if isinstance(towers, str) else tuple(towers)
+    if not towers or set(towers) - set(TOWERS):
+        raise ValueError(f"`towers` must be a non-empty subset of {TOWERS}, received {towers}.")
+    if (fp16 or int8) and "onnx" not in formats:
+        raise ValueError("fp16/int8 variants are ONNX files: include 'onnx' in `formats`.")
+    os.makedirs(directory, exist_ok=True)
+
+    values = model_values(model, architecture)
+    metadata = _onnx_metadata(values)
+    onnx_files, saved_models, seconds, routes = {}, {}, {}, {}
+    for name in towers:
+        if "onnx" in formats:
+            path = os.path.join(directory, f"{name}.onnx")
+            start = time.perf_counter()
+            routes["onnx"] = export_onnx(model, name, path, opset=opset, metadata=dict(metadata, tower=name))
+            seconds[f"{name}.onnx"] = time.perf_counter() - start
+            onnx_files[name] = {"fp32": os.path.basename(path)}
+            for variant, wanted, convert in (("fp16", fp16, to_fp16), ("int8", int8, to_int8)):
+                if wanted:
+                    start = time.perf_counter()
+                    convert(path, variant_path(path, variant))
+                    seconds[f"{name}.{variant}.onnx"] = time.perf_counter() - start
+                    onnx_files[name][variant] = os.path.basename(variant_path(path, variant))
+    if "saved_model" in formats:
+        for name in towers:
+            if os.path.isdir(os.path.join(directory, name)):
+                shutil.rmtree(os.path.join(directory, name))
+            saved_models[name] = name
+        start = time.perf_counter()
+        routes["saved_model"] = export_saved_models(model, towers, directory)
+        seconds["saved_model"] = time.perf_counter() - start
+
+    from keras_clip.tokenizer import DEFAULT_VOCABULARY
+
+    shutil.copyfile(DEFAULT_VOCABULARY, os.path.join(directory, VOCABULARY_FILE))
+    listed = [VOCABULARY_FILE]
+    for variants in onnx_files.values():
+        listed += list(variants.values())
+    listed += list(saved_models.values())
+    values.update(
+        {
+            "onnx": onnx_files,
+            "saved_model": saved_models,
+            "files": file_entries(directory, listed),
+            "exporter": {
+                "backend": keras.backend.backend(),
+                "routes": routes,
+                "opset": opset,
+                "versions": _versions(),
+                "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            },
+        }
+    )
+    write_manifest(directory, values)
+    return values
+
+
+def _onnx_metadata(values):
+    """The manifest's model values, flat, for ONNX `metadata_props`."""
+    image, text = values["image"], values["text"]
+    return {
+        "keras_clip.manifest": {k: v for k, v in values.items() if k != "config"},
+        "format_version": str(values["format_version"]),
+        "architecture": values["architecture"],
+        "embed_dim": str(values["embed_dim"]),
+        "logit_scale": repr(values["logit_scale"]),
+        "image_size": str(image["size"]),
+        "mean": image["mean"],
+        "std": image["std"],
+        "resize": image["resize"],
+        "context_length": str(text["context_length"]),
+        "start_token_id": str(text["start_token_id"]),
+        "end_token_id": str(text["end_token_id"]),
+        "config": values["config"],
+    }
+
+
+def _versions():
+    names = ("keras-clip", "keras", "tensorflow", "tf2onnx", "jax", "jax2onnx", "torch",
+             "onnx", "onnxscript", "onnxruntime", "onnxconverter-common")
+    found = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found
