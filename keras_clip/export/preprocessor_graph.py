@@ -181,6 +181,26 @@ def _to_rgb(g, pixels, is_rgba):
 
 
 # -------------------------------------------------------------------- the graph
+CHECK_NODE = "image must be a non-empty uint8 (height, width, channels) array, channels 1, 3 or 4"
+
+
+def _checked_shape(g):
+    """The input's shape, through a node named `CHECK_NODE` that fails on a bad image.
+
+    ONNX has no assert: a Reshape of one element to two fails when the image is
+    empty or has 2 or more than 4 channels, and ORT's error names the node.
+    """
+    shape = g.Shape(INPUT_NAME)
+    height, width, channels = (g.Gather(shape, g.const(i)) for i in range(3))
+    good_channels = g.Or(g.Equal(channels, g.const(3)),
+                         g.Or(g.Equal(channels, g.const(1)), g.Equal(channels, g.const(4))))
+    ok = g.And(g.And(g.Greater(height, g.const(0)), g.Greater(width, g.const(0))), good_channels)
+    target = g.Where(ok, g.const([1]), g.const([2]))
+    g.nodes.append(_helper().make_node("Reshape", [g.const([0]), target], ["checked_zero"],
+                                       name=CHECK_NODE))
+    return g.Add(shape, "checked_zero")  # (3,) int64, after the check
+
+
 def preprocessor_model(image_size, mean=rules.MEAN, std=rules.STD):
     """The ONNX `ModelProto` of `image_preprocessor.onnx` for output side `image_size`."""
     from onnx import TensorProto, checker
@@ -190,7 +210,7 @@ def preprocessor_model(image_size, mean=rules.MEAN, std=rules.STD):
     if np.any(std <= 0):
         raise ValueError(f"std must be positive; received {std.tolist()}.")
     g = _Graph("v")
-    shape = g.Shape(INPUT_NAME)
+    shape = _checked_shape(g)
     is_rgba = g.Equal(g.Gather(shape, g.const(2)), g.const(4))
     image = g.Unsqueeze(_premultiplied(g, INPUT_NAME, is_rgba), g.const([0]))  # (1, H, W, C)
     pixels = _two_passes(g, image, _geometry(g, shape, size), size)  # (1, S, S, C)
