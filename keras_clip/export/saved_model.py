@@ -8,22 +8,26 @@
   (same weights, so the same numbers). Set `route_torch=False` to get an error
   instead.
 
-Signatures (identical on every route):
-- `serving_default`: `images` float32 `(batch, S, S, 3)` or `token_ids` int32
-  `(batch, L)` -> `embeddings`, `normalized_embeddings`.
-- text tower only, `serve_texts`: `texts` tf.string `(batch,)` -> the same plus
-  `token_ids`; tokenizes in the graph with keras-hub's byte-pair tokenizer on the
-  bundled CLIP vocabulary. It lowercases, collapses whitespace and splits digits
-  but does not run ftfy or HTML unescaping, so ids equal
-  `keras_clip.CLIPTokenizer`'s on ordinary text (tested) but not everywhere:
-  1,389 of the 6,020 rows of `tests/golden/tokenizer_corpus.json.gz` differ
-  (curly quotes, CJK and full-width forms, HTML entities, some contractions).
+Folders (signatures identical on every route):
+- `image_encoder`, `text_encoder`: `serving_default`, `images` float32
+  `(batch, S, S, 3)` or `token_ids` int32 `(batch, L)` -> `embeddings`,
+  `normalized_embeddings`. Only core TensorFlow ops: they load with plain
+  `tf.saved_model.load` where `tensorflow_text` is not installed (tested), and
+  they are what the LiteRT converter reads.
+- `text_encoder_strings`: `serving_default` (also named `serve_texts`), `texts`
+  tf.string `(batch,)` -> the same plus `token_ids`; tokenizes in the graph
+  with keras-hub's byte-pair tokenizer on the bundled CLIP vocabulary. It
+  lowercases, collapses whitespace and splits digits but does not run ftfy or
+  HTML unescaping, so ids equal `keras_clip.CLIPTokenizer`'s on ordinary text
+  (tested) but not everywhere (see `export/README.md` for the corpus figure).
   For exact ids, tokenize outside with `keras_clip.CLIPTokenizer` and call
-  `serving_default`. Loading needs `import tensorflow_text` (its ops).
+  `text_encoder`. Loading needs `import tensorflow_text` (its ops), as TF
+  Serving builds with TF Text ops have.
 
 Example:
     >>> from keras_clip.export.saved_model import export_saved_model
     >>> export_saved_model(model, "text_encoder", "out/text_encoder")  # doctest: +SKIP
+    >>> export_saved_model(model, "text_encoder_strings", "out/text_encoder_strings")  # doctest: +SKIP
 """
 
 import os
@@ -35,14 +39,17 @@ import keras
 
 from keras_clip.export.onnx_export import OUTPUT_NAMES, tower_spec
 
+STRINGS = "text_encoder_strings"
+SAVED_MODELS = ("image_encoder", "text_encoder", STRINGS)
+
 
 def export_saved_models(model, names, directory, route_torch=True):
-    """Writes each tower in `names` to `directory/<name>`; returns the route.
+    """Writes each folder in `names` (of `SAVED_MODELS`) to `directory/<name>`; returns the route.
 
     Under torch one TensorFlow subprocess writes all of them.
     """
     if keras.backend.backend() == "torch" and route_torch:
-        _export_in_tensorflow_subprocess(model, names, directory)
+        export_in_tensorflow_subprocess(model, names, directory)
         return "tensorflow subprocess"
     route = None
     for name in names:
@@ -51,10 +58,16 @@ def export_saved_models(model, names, directory, route_torch=True):
 
 
 def export_saved_model(model, name, path, route_torch=True):
-    """Writes tower `name` of `model` as a SavedModel folder `path`; returns the route."""
+    """Writes SavedModel folder `name` (one of `SAVED_MODELS`) to `path`; returns the route.
+
+    `"text_encoder_strings"` is the text tower behind the in-graph tokenizer.
+    """
+    if name not in SAVED_MODELS:
+        raise ValueError(f"Unknown SavedModel {name!r}; expected one of {SAVED_MODELS}.")
     backend = keras.backend.backend()
-    tower, input_name, shape, dtype = tower_spec(model, name)
-    context_length = model.config.text.context_length if name == "text_encoder" else None
+    strings = name == STRINGS
+    tower, input_name, shape, dtype = tower_spec(model, "text_encoder" if strings else name)
+    context_length = model.config.text.context_length if strings else None
     if backend == "tensorflow":
         call = lambda x: tower(x, training=False)  # noqa: E731
         _save_module(path, call, [tower], input_name, shape, dtype, context_length)
@@ -68,7 +81,7 @@ def export_saved_model(model, name, path, route_torch=True):
                 "The torch backend cannot write a TensorFlow SavedModel. Export with "
                 "KERAS_BACKEND=tensorflow (or jax), or pass formats=('onnx',)."
             )
-        _export_in_tensorflow_subprocess(model, [name], os.path.dirname(path) or ".", path)
+        export_in_tensorflow_subprocess(model, [name], os.path.dirname(path) or ".", path)
         return "tensorflow subprocess"
     raise ValueError(f"SavedModel export supports tensorflow, jax and torch; backend is {backend!r}.")
 
@@ -88,7 +101,8 @@ def _save_module(path, call, trackables, input_name, shape, dtype, context_lengt
 
     module.serve = serve
     signatures = {"serving_default": serve}
-    if context_length is not None:
+    if context_length is not None:  # the strings folder: tensorflow_text ops
+
         tokenize, tables = graph_tokenizer(context_length)
         module.tokenizer_tables = tables
 
@@ -100,7 +114,7 @@ def _save_module(path, call, trackables, input_name, shape, dtype, context_lengt
             return outputs
 
         module.serve_texts = serve_texts
-        signatures["serve_texts"] = serve_texts
+        signatures = {"serving_default": serve_texts, "serve_texts": serve_texts}
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
     tf.saved_model.save(module, path, signatures=signatures, options=options)
 
@@ -177,7 +191,8 @@ def _export_jax(tower, path, input_name, shape, dtype, context_length):
         _save_module(path, loaded.serve, [loaded], input_name, shape, dtype, context_length)
 
 
-def _export_in_tensorflow_subprocess(model, names, directory, path=None):
+def export_in_tensorflow_subprocess(model, names, directory, path=None):
+    """Writes `names` from a `KERAS_BACKEND=tensorflow` subprocess (via a temporary preset)."""
     import keras_clip
 
     with tempfile.TemporaryDirectory() as staging:
