@@ -8,7 +8,9 @@ tower; its text tower is the same architecture as the ViT model's).
 import json
 import os
 import shutil
+import subprocess
 import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -26,6 +28,7 @@ from keras_clip.export.parity import (
     sample_inputs,
     saved_model_parity,
 )
+from keras_clip.export.saved_model import export_saved_model
 from keras_clip.models import CLIP
 from tests.conftest import tiny_config
 
@@ -147,21 +150,71 @@ def test_manifest_contents(exports):
         assert os.path.getsize(os.path.join(directory, name)) == entry["bytes"]
 
 
-def test_saved_model_string_signature_matches_tokenizer(exports):
+def test_saved_model_string_signature_matches_tokenizer(exports, tmp_path):
     import tensorflow as tf
 
     from keras_clip.tokenizer import CLIPTokenizer
 
     model, directory, _ = exports["vit"]
-    loaded = load_saved_model(os.path.join(directory, "text_encoder"))
+    assert list(load_saved_model(os.path.join(directory, "text_encoder")).signatures) == ["serving_default"]
+    export_saved_model(model, "text_encoder_strings", str(tmp_path / "strings"))
+    loaded = load_saved_model(str(tmp_path / "strings"))
+    assert sorted(loaded.signatures) == ["serve_texts", "serving_default"]
     captions = ["a photo of a cat", "A Dog,  running on the beach's sand 123!", "x " * 100,
                 "Café au lait", "I don't KNOW it's 3.14", "emoji \U0001F600 中文",
                 "C++ & C# -- 50% off!!", "tab\tand\nnewline"]
-    outputs = loaded.signatures["serve_texts"](texts=tf.constant(captions))
+    outputs = loaded.signatures["serving_default"](texts=tf.constant(captions))
     ids = CLIPTokenizer()(captions)
     np.testing.assert_array_equal(outputs["token_ids"].numpy(), ids)
     reference = keras_embeddings(model, "text_encoder", ids)
     assert compare(reference, outputs["embeddings"].numpy())["relative"] <= TOLERANCE
+
+
+PLAIN_TF = textwrap.dedent(
+    """
+    import importlib.abc, sys
+    import numpy as np
+
+    class _Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tensorflow_text", "keras_hub", "keras_nlp"):
+                raise ImportError("blocked " + name)
+
+    sys.meta_path.insert(0, _Block())
+    import tensorflow as tf
+
+    directory, inputs, out = sys.argv[1:4]
+    data = np.load(inputs)
+    results = {}
+    for tower, input_name in (("image_encoder", "images"), ("text_encoder", "token_ids")):
+        signature = tf.saved_model.load(directory + "/" + tower).signatures["serving_default"]
+        results[tower] = signature(**{input_name: tf.constant(data[tower])})["embeddings"].numpy()
+    assert "tensorflow_text" not in sys.modules
+    np.savez(out, **results)
+    """
+)
+
+
+def test_token_id_saved_models_load_without_tensorflow_text(exports, tmp_path):
+    model, directory, _ = exports["vit"]
+    inputs = {tower: sample_inputs(model, tower, 3, seed=9) for tower in ("image_encoder", "text_encoder")}
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    (tmp_path / "plain_tf.py").write_text(PLAIN_TF)
+    command = [sys.executable, str(tmp_path / "plain_tf.py"), directory, str(tmp_path / "inputs.npz"),
+               str(tmp_path / "out.npz")]
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = np.load(tmp_path / "out.npz")
+    for tower, batch in inputs.items():
+        figures = compare(keras_embeddings(model, tower, batch), outputs[tower])
+        assert figures["relative"] <= TOLERANCE, (tower, figures)
+
+
+def test_unknown_saved_model_name_is_rejected(exports, tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown SavedModel 'strings'; expected one of .*text_encoder_strings"):
+        export_saved_model(exports["vit"][0], "strings", str(tmp_path / "x"))
+    assert not os.listdir(tmp_path)
 
 
 # ------------------------------------------------------------------ bad input
