@@ -77,19 +77,6 @@ def compiled_tower(tower, mode):
     raise ValueError(f"variant mode {mode!r} is not for backend {BACKEND}")
 
 
-def load(path, dtype=None, remat=False):
-    if not remat:
-        return keras_clip.from_preset(path, dtype=dtype)
-    from keras_clip.presets import openai_checkpoint
-    from keras_clip.presets.checkpoint_files import read_state_dict
-
-    state = read_state_dict(path)
-    config = openai_checkpoint.config_from_state_dict(state)
-    model = keras_clip.CLIP(config, dtype=dtype, remat=remat)
-    openai_checkpoint.load_state_dict(model, state)
-    return model
-
-
 class KerasWorker:
     def __init__(self, directory):
         self.directory = directory
@@ -101,7 +88,8 @@ class KerasWorker:
         key = (name, dtype)
         if key not in self.models:
             path = os.path.join(self.directory, f"{name}.safetensors")
-            self.models[key] = load(path, dtype={"fp32": None, "bf16": "bfloat16"}[dtype])
+            self.models[key] = keras_clip.from_preset(
+                path, dtype={"fp32": None, "bf16": "bfloat16"}[dtype])
         return self.models[key]
 
     def infer(self, req):
@@ -126,8 +114,9 @@ class KerasWorker:
     def train(self, req):
         if self.train_state is None:
             variant = req.get("variant", "default")
-            model = load(os.path.join(self.directory, f"{req['model']}.safetensors"),
-                         remat=variant == "remat")
+            model = keras_clip.from_preset(
+                os.path.join(self.directory, f"{req['model']}.safetensors"),
+                remat=variant == "remat")
             rss = current_rss_mb()
             optimizer = keras.optimizers.AdamW(learning_rate=1e-5, weight_decay=0.2,
                                                beta_1=0.9, beta_2=0.98, epsilon=1e-6)

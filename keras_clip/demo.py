@@ -12,10 +12,11 @@ Example:
     >>> summary = run_demo("demo_output", samples=2048, epochs=1)  # doctest: +SKIP
 """
 
+import importlib.util
 import json
 import os
-import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,6 +28,27 @@ DEMO_CONFIG = {
     "text": {"width": 64, "layers": 2, "heads": 2, "context_length": 20, "vocab_size": 49408},
 }
 PROMPTS = ("a photo of a {}.", "a {}", "a {} on a dark background")
+
+
+@dataclass
+class Evaluation:
+    """What `_evaluate` measured, and what the plots and the edge comparison reuse.
+
+    Attributes:
+        metrics: the figures that go into `summary.json`.
+        class_names: the seen classes, in label order.
+        seen_images: preprocessed images of the seen classes `(N, S, S, 3)`.
+        seen_labels: their labels `(N,)`.
+        predictions: Keras' zero-shot predictions for them `(N,)`.
+        pairs: `PairedData` (images and captions) for retrieval and the similarity plot.
+    """
+
+    metrics: dict
+    class_names: list
+    seen_images: np.ndarray
+    seen_labels: np.ndarray
+    predictions: np.ndarray
+    pairs: object
 
 
 def _train(model, samples, epochs, batch_size, learning_rate, seed, verbose):
@@ -62,17 +84,15 @@ def _evaluate(model, eval_samples, seed):
     probe = evaluation.evaluate_linear_probe(model, probe_train, everything)
     pairs = evaluation.synthetic_pairs(min(eval_samples, 500), model.image_size, seed + 2)
     retrieval = evaluation.evaluate_retrieval(model, pairs)
-    predictions = seen_clf.predict(seen.images)
-    return {
+    metrics = {
         "zero_shot_seen_top1": seen_clf.evaluate(seen.images, seen.labels)["top1"],
         "zero_shot_heldout_top1_among_all": all_clf.evaluate(heldout.images, heldout_labels)["top1"],
         "chance_heldout_among_all": 1.0 / len(everything.class_names),
         "linear_probe_top1": probe["accuracy"],
         "retrieval": retrieval,
-        "_confusion": (seen.class_names, seen.labels, predictions),
-        "_pairs": pairs,
-        "_seen_images": seen.images,
     }
+    return Evaluation(metrics, seen.class_names, seen.images, seen.labels,
+                      seen_clf.predict(seen.images), pairs)
 
 
 def _plots(model, history, results, output_dir):
@@ -94,7 +114,7 @@ def _plots(model, history, results, output_dir):
     paths["curves"] = os.path.join(output_dir, "training_curves.png")
     figure.savefig(paths["curves"], dpi=100)
 
-    pairs = results["_pairs"]
+    pairs = results.pairs
     count = 8
     images, captions = pairs.images[:count], pairs.captions[:count]
     from keras_clip import evaluation
@@ -114,9 +134,9 @@ def _plots(model, history, results, output_dir):
     paths["similarity"] = os.path.join(output_dir, "similarity_matrix.png")
     figure.savefig(paths["similarity"], dpi=100)
 
-    names, labels, predictions = results["_confusion"]
+    names = results.class_names
     matrix = np.zeros((len(names), len(names)), int)
-    np.add.at(matrix, (labels, predictions), 1)
+    np.add.at(matrix, (results.seen_labels, results.predictions), 1)
     figure, axis = plt.subplots(figsize=(9, 8))
     axis.imshow(matrix, cmap="Blues")
     axis.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
@@ -131,33 +151,28 @@ def _plots(model, history, results, output_dir):
 
 def _export_and_compare(model, results, output_dir):
     """Exports fp32 and int8 ONNX towers and compares the edge runtime with Keras."""
+    from clip_edge import ClipEdge  # the edge package: pip install ./export
+
     from keras_clip import evaluation
     from keras_clip.export import export_towers
 
     folder = os.path.join(output_dir, "export")
     export_towers(model, folder, formats=("onnx",), int8=True)
-    try:
-        from clip_edge import ClipEdge
-    except ImportError:  # not pip-installed: use the copy in this repository
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "export"))
-        from clip_edge import ClipEdge
-    pairs = results["_pairs"]
-    images, captions = pairs.images[:64], pairs.captions[:64]
+    images, captions = results.pairs.images[:64], results.pairs.captions[:64]
     keras_images = evaluation.encode_images(model, images, normalize=True)
     keras_texts = evaluation.encode_texts(model, captions, normalize=True)
-    names, _, keras_predictions = results["_confusion"]
     comparison = {"folder": folder}
     for precision in ("fp32", "int8"):
         edge = ClipEdge(folder, precision=precision)
         edge_images = edge.encode_pixels(images, normalized=True)
         edge_texts = edge.encode_texts(captions, normalized=True)
         edge_predictions = np.argmax(
-            edge.encode_pixels(results["_seen_images"], normalized=True)
-            @ edge.class_embeddings(names, PROMPTS).T, axis=1)
+            edge.encode_pixels(results.seen_images, normalized=True)
+            @ edge.class_embeddings(results.class_names, PROMPTS).T, axis=1)
         comparison[precision] = {
             "image_cosine_min": float(np.min(np.sum(keras_images * edge_images, axis=1))),
             "text_cosine_min": float(np.min(np.sum(keras_texts * edge_texts, axis=1))),
-            "zero_shot_agreement": float(np.mean(edge_predictions == keras_predictions)),
+            "zero_shot_agreement": float(np.mean(edge_predictions == results.predictions)),
         }
     return comparison
 
@@ -187,6 +202,10 @@ def run_demo(output_dir="demo_output", samples=4096, epochs=15, batch_size=128,
             raise ValueError(f"`{name}` must be a positive integer, received {value!r}.")
     if samples < batch_size:
         raise ValueError(f"`samples` ({samples}) must be at least `batch_size` ({batch_size}).")
+    if export and importlib.util.find_spec("clip_edge") is None:  # fail before training
+        raise ValueError("The demo's export step runs the edge runtime, which is not installed: "
+                         "pip install ./export (from the repository), or skip it with "
+                         "--no-export (export=False).")
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     started = time.time()
@@ -202,7 +221,7 @@ def run_demo(output_dir="demo_output", samples=4096, epochs=15, batch_size=128,
         "parameters": int(model.count_params()),
         "train_seconds": round(train_seconds, 1),
         "final_loss": history["loss"][-1],
-        **{k: v for k, v in results.items() if not k.startswith("_")},
+        **results.metrics,
         "edge_runtime": edge,
         "plots": plots,
         "total_seconds": round(time.time() - started, 1),

@@ -1,5 +1,6 @@
 """The keras-clip command line: the reduced demo, and one-line errors on bad input."""
 
+import functools
 import json
 import os
 import re
@@ -81,6 +82,104 @@ def test_train_command_runs_the_training_script(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert np.isfinite(summary["history"]["loss"][-1])
     assert (out / "final" / "config.json").is_file()
+
+
+def test_every_sub_command_owns_add_arguments_and_run():
+    from keras_clip.cli import commands
+
+    modules = commands()
+    assert list(modules) == ["demo", "train", "eval", "export", "embed", "presets"]
+    for name, module in modules.items():
+        assert callable(module.add_arguments) and callable(module.run), name
+        assert module.PARSER["help"], name
+
+
+def test_train_options_are_parsed_by_the_cli_parser_itself():
+    from keras_clip.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--synthetic", "64", "--config", "c.json",
+                                      "--remat", "--batch-size", "32"])
+    assert (args.synthetic, args.config, args.remat, args.batch_size) == (64, "c.json", True, 32)
+    assert args.epochs == 10 and args.precision == "float32"  # the script's defaults
+
+
+def test_train_bad_flag_value_is_one_line_and_exit_2(capsys):
+    assert main(["train", "--synthetic", "64", "--config", "c.json", "--lr", "0"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == ["keras-clip train: error: `--lr` must be a finite number > 0, received 0.0."]
+
+
+def test_training_script_builds_a_remat_model_once(tmp_path, monkeypatch):
+    import keras_clip
+    from keras_clip.training import script
+    from tests.conftest import tiny_config
+
+    folder = str(tmp_path / "preset")
+    saved = keras_clip.CLIP(tiny_config("vit", vocab_size=49408))
+    saved.save_to_preset(folder)
+    built, init = [], keras_clip.CLIP.__init__
+
+    @functools.wraps(init)  # from_preset reads CLIP's options off this signature
+    def counting_init(self, *args, **kwargs):
+        built.append(kwargs.get("remat"))
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras_clip.CLIP, "__init__", counting_init)
+    model = script.build_model(script.parse_args(["--synthetic", "64", "--batch-size", "32",
+                                                  "--preset", folder, "--remat"]))
+    assert built == [True] and model.remat is True
+    for expected, actual in zip(saved.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_training_script_zero_shot_goes_through_zero_shot_classifier(monkeypatch):
+    import keras_clip
+    from keras_clip import CLIPTokenizer, data, evaluation
+    from keras_clip.training import script
+    from tests.conftest import tiny_config
+
+    model = keras_clip.CLIP(tiny_config("vit", vocab_size=49408))
+    made = []
+
+    class Recording(evaluation.ZeroShotClassifier):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append((list(self.class_names), self.templates))
+
+    monkeypatch.setattr(evaluation, "ZeroShotClassifier", Recording)
+    scores = script.zero_shot(model, model.image_size, 16, seed=3, batch_size=8)
+    assert [names for names, _ in made] == [data.class_names(split)
+                                           for split in ("train", "all", "heldout")]
+    assert all(templates == ["a photo of a {}."] for _, templates in made)
+
+    # The same figure computed by hand: cosine of unit embeddings, argmax per image.
+    tokenizer = CLIPTokenizer(context_length=model.context_length)
+    names = data.class_names("all")
+    text = np.asarray(model.encode_text(np.asarray(tokenizer(
+        [f"a photo of a {name}." for name in names]))), dtype="float64")
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    shapes = data.SyntheticShapes(image_size=model.image_size, seed=3, split="heldout")
+    batches = list(shapes.as_tf_dataset(8, num_samples=16, training=False, include_labels=True,
+                                        tokenizer=tokenizer).as_numpy_iterator())
+    hits = 0
+    for batch in batches:
+        image = np.asarray(model.encode_image(batch["images"]), dtype="float64")
+        predicted = [names[i] for i in np.argmax(image @ text.T, axis=1)]
+        hits += sum(p == shapes.classes[label] for p, label in zip(predicted, batch["labels"]))
+    assert scores["heldout_among_all"] == hits / 16
+
+
+def test_demo_without_the_edge_runtime_stops_before_training(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "clip_edge" else find_spec(name, *a))
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--samples", "64",
+                 "--batch-size", "64", "--epochs", "1"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "pip install ./export" in error[0] and "--no-export" in error[0]
+    assert not (tmp_path / "demo" / "model").exists()
 
 
 # ------------------------------------------------- bad files and flags: one line, exit 2
@@ -198,6 +297,6 @@ def test_from_preset_names_the_broken_config_file(folder, message, bad_inputs):
 def test_transformers_config_missing_a_field_names_the_key():
     from keras_clip.presets.transformers_checkpoint import config_from_transformers
 
-    values = {"vision_config": {"image_size": 32}, "text_config": {}}
+    values = {"vision_config": {"image_size": 32, "patch_size": 16}, "text_config": {}}
     with pytest.raises(ValueError, match="x/config.json lacks the key 'hidden_size'"):
         config_from_transformers(values, source="x/config.json")

@@ -8,19 +8,19 @@ Example:
 import json
 import os
 
+PARSER = {
+    "help": "Export the image and text towers to ONNX / SavedModel.",
+    "description": (
+        "Export a CLIP model's towers separately to ONNX and TensorFlow SavedModel, "
+        "with manifest.json. The Keras backend (KERAS_BACKEND) picks the route: "
+        "tensorflow (tf2onnx), jax (jax2onnx, jax2tf) or torch (torch.onnx dynamo; "
+        "SavedModels through a TensorFlow subprocess)."
+    ),
+}
 
-def add_export_command(subparsers):
-    """Adds the `export` sub-command to an argparse `subparsers` object."""
-    parser = subparsers.add_parser(
-        "export",
-        help="Export the image and text towers to ONNX / SavedModel.",
-        description=(
-            "Export a CLIP model's towers separately to ONNX and TensorFlow SavedModel, "
-            "with manifest.json. The Keras backend (KERAS_BACKEND) picks the route: "
-            "tensorflow (tf2onnx), jax (jax2onnx, jax2tf) or torch (torch.onnx dynamo; "
-            "SavedModels through a TensorFlow subprocess)."
-        ),
-    )
+
+def add_arguments(parser):
+    """Adds the export's options to the argparse parser `parser`."""
     parser.add_argument("preset", help="preset name, preset folder or checkpoint file")
     parser.add_argument("--output", "-o", default=None, help="output folder (default: <name>_export)")
     parser.add_argument(
@@ -39,21 +39,18 @@ def add_export_command(subparsers):
     parser.add_argument(
         "--check", action="store_true", help="compare every exported file with Keras and print figures"
     )
-    parser.set_defaults(handler=run_export)
-    return parser
 
 
-def run_export(args):
-    """Runs the export that `args` (from `add_export_command`'s parser) describes."""
-    from keras_clip.export import export_towers
+def run(args):
+    """Runs the export that `args` (from `add_arguments`' parser) describes; returns 0."""
+    from keras_clip.export.towers import export_towers
     from keras_clip.presets import from_preset, list_presets
 
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    is_name = args.preset in list_presets()
-    model = from_preset(args.preset, weights=not args.random_weights) if is_name else (
-        from_preset(args.preset)
-    )
-    name = args.preset if is_name else os.path.splitext(os.path.basename(os.path.normpath(args.preset)))[0]
+    model = from_preset(args.preset, weights=not args.random_weights)  # paths: their weights
+    name = args.preset
+    if name not in list_presets():
+        name = os.path.splitext(os.path.basename(os.path.normpath(name)))[0]
     output = args.output or f"{name}_export"
     manifest = export_towers(
         model, output, formats=formats, opset=args.opset, fp16=args.fp16, int8=args.int8,

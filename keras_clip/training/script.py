@@ -36,8 +36,15 @@ import time
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="keras-clip train", description=__doc__,
-                                formatter_class=argparse.RawTextHelpFormatter)
+    """The options of `keras-clip train` (`argv`: the words after `train`); see `run`."""
+    parser = argparse.ArgumentParser(prog="keras-clip train", description=__doc__,
+                                     formatter_class=argparse.RawTextHelpFormatter)
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def add_arguments(p):
+    """Adds every `keras-clip train` option to the argparse parser `p`."""
     data = p.add_argument_group("data (one of)")
     source = data.add_mutually_exclusive_group(required=True)
     source.add_argument("--synthetic", type=int, metavar="N",
@@ -90,9 +97,6 @@ def parse_args(argv=None):
     out.add_argument("--no-tensorboard", action="store_true")
     out.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                      help="1: progress bar, 2: one line per epoch")
-    args = p.parse_args(argv)
-    check_args(args)
-    return args
 
 
 def check_args(args):
@@ -127,12 +131,7 @@ def build_model(args):
     if args.config:
         config = keras_clip.CLIPConfig.from_json(args.config)
         return keras_clip.CLIP(config, remat=args.remat)
-    model = keras_clip.from_preset(args.preset, **({} if args.pretrained else {"weights": None}))
-    if args.remat:  # rebuild with checkpointed blocks, same weights
-        remat_model = keras_clip.CLIP(model.config, remat=args.remat)
-        remat_model.set_weights(model.get_weights())
-        model = remat_model
-    return model
+    return keras_clip.from_preset(args.preset, weights=args.pretrained, remat=args.remat)
 
 
 def build_dataset(args, image_size, context_length, num_workers=1, worker_index=0):
@@ -201,25 +200,21 @@ def zero_shot(model, image_size, n, seed, batch_size=256):
     import numpy as np
 
     from keras_clip import CLIPTokenizer, data
+    from keras_clip.evaluation import ZeroShotClassifier
 
     tokenizer = CLIPTokenizer(context_length=model.context_length)
-
-    def class_embeddings(names):
-        ids = np.asarray(tokenizer([f"a photo of a {name}." for name in names]))
-        emb = np.asarray(model.encode_text(ids), dtype="float32")
-        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
     def accuracy(split, names):
         shapes = data.SyntheticShapes(image_size=image_size, seed=seed, split=split)
         ds = shapes.as_tf_dataset(batch_size, num_samples=n, training=False, include_labels=True,
                                   tokenizer=tokenizer)
-        classes = class_embeddings(names)
+        classifier = ZeroShotClassifier(model, names, templates="a photo of a {}.",
+                                        tokenizer=tokenizer, batch_size=batch_size)
         index = {name: i for i, name in enumerate(names)}
-        remap = np.array([index[name] for name in shapes.classes])
+        remap = np.array([index[name] for name in shapes.classes])  # split label -> names
         hits = total = 0
         for batch in ds.as_numpy_iterator():
-            emb = np.asarray(model.encode_image(batch["images"]), dtype="float32")
-            predicted = np.argmax(emb @ classes.T, axis=1)
+            predicted = classifier.predict(batch["images"])
             hits += int(np.sum(predicted == remap[batch["labels"]]))
             total += len(predicted)
         return hits / total
@@ -233,9 +228,14 @@ def zero_shot(model, image_size, n, seed, batch_size=256):
 
 def main(argv=None):
     """Runs `keras-clip train`; exits with code 3 if training diverges (see above)."""
-    args = parse_args(argv)
+    return run(parse_args(argv))
+
+
+def run(args):
+    """Trains as `args` (from a parser `add_arguments` filled) say; exit code 3 on divergence."""
     from keras_clip.training.divergence import TrainingDiverged
 
+    check_args(args)
     try:
         return train(args)
     except TrainingDiverged as error:
