@@ -16,10 +16,13 @@ Folders (signatures identical on every route):
   they are what the LiteRT converter reads.
 - `text_encoder_strings`: `serving_default` (also named `serve_texts`), `texts`
   tf.string `(batch,)` -> the same plus `token_ids`; tokenizes in the graph
-  with keras-hub's byte-pair tokenizer on the bundled CLIP vocabulary. It
-  lowercases, collapses whitespace and splits digits but does not run ftfy or
-  HTML unescaping, so ids equal `keras_clip.CLIPTokenizer`'s on ordinary text
-  (tested) but not everywhere (see `export/README.md` for the corpus figure).
+  with keras-hub's byte-pair tokenizer on the bundled CLIP vocabulary, after
+  the substitution part of OpenAI's cleaning in TF ops (curly quotes, control
+  characters, common HTML entities, Unicode whitespace, lowercase). ids equal
+  `keras_clip.CLIPTokenizer`'s on 84.9% of the 6,020 rows of
+  `tests/golden/tokenizer_corpus.json.gz` (77% without the cleaning); the rest
+  need ftfy's encoding repair or width fixes, other HTML entities, or differ in
+  keras-hub's word split (contractions after quotes, special-token text).
   For exact ids, tokenize outside with `keras_clip.CLIPTokenizer` and call
   `text_encoder`. Loading needs `import tensorflow_text` (its ops), as TF
   Serving builds with TF Text ops have.
@@ -140,12 +143,11 @@ def graph_tokenizer(context_length):
     start, end = reference.start_token_id, reference.end_token_id
 
     def tokenize(texts):
-        # OpenAI's cleaning minus ftfy / HTML: lowercase, collapse whitespace. Each
-        # digit is its own word in OpenAI's pattern; spaces around digits make
+        # Each digit is its own word in OpenAI's pattern; spaces around digits make
         # keras-hub's splitter agree (they do not change OpenAI's own split).
-        texts = tf.strings.lower(texts, encoding="utf-8")
+        texts = tf.strings.lower(clean_texts(texts), encoding="utf-8")
         texts = tf.strings.regex_replace(texts, r"(\pN)", r" \1 ")
-        texts = tf.strings.strip(tf.strings.regex_replace(texts, r"\s+", " "))
+        texts = tf.strings.strip(tf.strings.regex_replace(texts, WHITESPACE, " "))
         ids = layer(texts)  # ragged (B, None)
         ids = tf.cast(ids[:, : context_length - 2], tf.int32)
         batch = tf.shape(texts)[0]
@@ -155,6 +157,30 @@ def graph_tokenizer(context_length):
         return rows.to_tensor(default_value=0, shape=[None, context_length])
 
     return tokenize, _lookup_tables(layer)
+
+
+# The parts of OpenAI's cleaning (ftfy.fix_text, then html.unescape twice) that
+# are plain substitutions, in order; ftfy's encoding repair and width fixes are not.
+CLEANING = (
+    (r"[\x{2bc}\x{2018}-\x{201b}]", "'"),  # ftfy: uncurl quotes
+    (r"[\x{201c}-\x{201f}]", '"'),
+    (r"[\x00-\x08\x0b\x0e-\x1f\x7f\x{feff}]", ""),  # ftfy: control characters
+)
+ENTITIES = (("&quot;", '"'), ("&#39;", "'"), ("&#x27;", "'"), ("&apos;", "'"), ("&lt;", "<"),
+            ("&gt;", ">"), ("&nbsp;", "\xa0"), ("&amp;", "&"))  # one html.unescape pass
+WHITESPACE = r"[\s\x{85}\pZ]+"  # str.split()'s whitespace
+
+
+def clean_texts(texts):
+    """The in-graph subset of OpenAI's text cleaning (`CLEANING`, `ENTITIES` twice)."""
+    import tensorflow as tf
+
+    for pattern, replacement in CLEANING:
+        texts = tf.strings.regex_replace(texts, pattern, replacement)
+    for _ in range(2):
+        for entity, replacement in ENTITIES:
+            texts = tf.strings.regex_replace(texts, entity, replacement, replace_global=True)
+    return texts
 
 
 def _lookup_tables(obj, depth=0, seen=None):
