@@ -33,7 +33,10 @@ import tempfile
 import keras
 
 from keras_clip.export.onnx_export import TOWERS
-from keras_clip.export.saved_model import export_in_tensorflow_subprocess, export_saved_models
+from keras_clip.export.saved_model import (
+    export_in_tensorflow_subprocess,
+    export_saved_models,
+)
 
 VARIANTS = ("fp32", "fp16", "int8")
 
