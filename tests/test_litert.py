@@ -116,6 +116,8 @@ def test_runs_without_tensorflow(exported, tmp_path):
 
 def test_argument_errors(exported, tmp_path):
     model = exported[0]
+    with pytest.raises(ValueError, match=r"`model` must be a keras_clip.CLIP, received TextTransformerEncoder"):
+        export_litert(model.text_encoder, str(tmp_path))
     with pytest.raises(ValueError, match=r"`towers` must be a non-empty subset.*received \('vision',\)"):
         export_litert(model, str(tmp_path), towers="vision")
     with pytest.raises(ValueError, match=r"`variant` must be one of .*received 'int4'"):

@@ -66,6 +66,10 @@ def export_litert(model, directory, towers=TOWERS, fp16=False, int8=False, subpr
         >>> export_litert(model, "out", towers=("text_encoder",))  # doctest: +SKIP
         {'text_encoder': {'fp32': 'text_encoder.tflite'}}
     """
+    from keras_clip.models import CLIP
+
+    if not isinstance(model, CLIP):
+        raise ValueError(f"`model` must be a keras_clip.CLIP, received {type(model).__name__}.")
     towers = (towers,) if isinstance(towers, str) else tuple(towers)
     if not towers or set(towers) - set(TOWERS):
         raise ValueError(f"`towers` must be a non-empty subset of {TOWERS}, received {towers}.")
