@@ -1,0 +1,293 @@
+"""`text_tokenizer.onnx`: CLIP's tokenizer as an ONNX graph (strings -> token ids).
+
+The graph runs on ONNX Runtime with the onnxruntime-extensions custom-op library
+registered. Steps (each an ONNX node, see `_cleaning_nodes` / `_post_nodes`):
+
+1. A subset of ftfy's fixes as literal replacements (`StringRegexReplace`, RE2):
+   curly quotes, control characters, full-width forms, ligatures, line separators.
+2. HTML unescaping of the common named and numeric entities, twice (`&amp;lt;`).
+3. Whitespace collapse and strip (Python's `str.split` whitespace set), lowercase.
+4. OpenAI's word split (the same pattern as `keras_clip.tokenizer`), with a
+   newline after every word: the `CLIPTokenizer` op's own split (GPT-2 style,
+   digit runs kept together, a space glued to the next word) then sees one
+   word per line and cannot split differently.
+5. onnxruntime-extensions' `CLIPTokenizer` op on the bundled vocabulary (BPE,
+   start and end tokens), then plain ONNX ops: zero padding to
+   `context_length`, truncation that keeps the end token last, int32.
+
+What it cannot do (mojibake repair, NFC, entities outside the table) is counted
+in export/README.md ("tokenizer graph").
+"""
+
+import html
+import json
+import os
+import unicodedata
+
+import numpy as np
+
+from keras_clip.tokenizer import CLIPTokenizer
+
+_CONTRIB = "ai.onnx.contrib"
+_OP_START, _OP_END = "<|startoftext|>", "<|endoftext|>"  # names the op looks up
+_REGEX_SPECIAL = set("\\^$.|?*+()[]{}/")
+
+
+def _literal(text):
+    """ECMAScript pattern matching `text` literally (UTF-8 bytes match as bytes)."""
+    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in text)
+
+
+def _rewrite(text):
+    """ECMAScript replacement inserting `text` literally."""
+    return text.replace("$", "$$")
+
+
+def _alternation(chars):
+    """Pattern matching any one of `chars`, as a trie over their UTF-8 bytes.
+
+    std::regex (the ECMAScript op) works on bytes and recurses per branch: a
+    flat alternation of many characters is slow and overflows its stack.
+    """
+    trie = {}
+    for char in chars:
+        node = trie
+        for byte in char.encode("utf-8"):
+            node = node.setdefault(byte, {})
+
+    def emit(node):
+        parts = ["\\x%02x" % byte + (emit(child) if child else "")
+                 for byte, child in sorted(node.items())]
+        return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+    return emit(trie)
+
+
+# Python's str.split() whitespace (what the reference collapses); ftfy removes
+# \x0b and \x1c-\x1f first, so they are not listed.
+_WHITESPACE = _alternation(
+    "\t\n\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))) + "+"
+_ASCII_PUNCTUATION = r"!-/:-@\[-`{-~"
+# OpenAI's \p{N}: every number character is a word of its own.
+_DIGITS = _alternation([chr(c) for c in range(0x10000) if unicodedata.category(chr(c))[0] == "N"])
+
+
+def _rewrite_keep(text):
+    """Replacement: the first group, then `text`."""
+    return "$1" + _rewrite(text)
+
+
+def _ftfy_table():
+    """(character, replacement) pairs for the ftfy fixes a lookup can do."""
+    pairs = [("\u2018", "'"), ("\u2019", "'"), ("\u201a", "'"), ("\u201b", "'"),
+             ("\u201c", '"'), ("\u201d", '"'), ("\u201e", '"'), ("\u201f", '"')]
+    # C1 controls read as windows-1252 (ftfy: fix_c1_controls).
+    for code in range(0x80, 0xA0):
+        try:
+            pairs.append((chr(code), bytes([code]).decode("cp1252")))
+        except UnicodeDecodeError:
+            pass
+    # Full-width ASCII forms (ftfy: fix_character_width) and Latin ligatures.
+    pairs += [(chr(0xFF01 + i), chr(0x21 + i)) for i in range(94)]
+    pairs += [("\ufb00", "ff"), ("\ufb01", "fi"), ("\ufb02", "fl"), ("\ufb03", "ffi"),
+              ("\ufb04", "ffl"), ("\ufb05", "st"), ("\ufb06", "st")]
+    return pairs + _halfwidth_kana()
+
+
+def _halfwidth_kana():
+    """Half-width katakana to full width (NFKC, voiced pairs first), as ftfy does."""
+    kana = [chr(c) for c in range(0xFF61, 0xFFA0)]
+    marks = ("\uff9e", "\uff9f")
+    pairs = []
+    for char in kana:
+        for mark in marks:
+            fixed = unicodedata.normalize("NFKC", char + mark)
+            if len(fixed) == 1:
+                pairs.append((char + mark, fixed))
+    return pairs + [(c, unicodedata.normalize("NFKC", c)) for c in kana]
+
+
+# Characters ftfy deletes (remove_control_chars, the byte-order mark).
+_DELETED = _alternation([chr(c) for c in range(1, 9)] + ["\x0b"]
+                        + [chr(c) for c in range(0x0E, 0x20)] + ["\x7f", "\ufeff"])
+
+
+def _entity_table():
+    """(entity, text) pairs: common HTML entities (named and numeric)."""
+    names = ["amp", "lt", "gt", "quot", "apos", "nbsp", "hellip", "mdash", "ndash",
+             "copy", "reg", "trade", "euro", "pound", "yen", "cent", "deg", "frac12",
+             "frac14", "frac34", "eacute", "egrave", "aacute", "agrave", "uuml", "ouml",
+             "auml", "ccedil", "ntilde", "zwj", "zwnj", "shy", "laquo", "raquo",
+             "lsquo", "rsquo", "ldquo", "rdquo", "times", "middot", "bull",
+             "#39", "#x27", "#8220", "#8221", "#8217", "#8216", "#8211", "#8212"]
+    pairs = [(f"&{n};", html.unescape(f"&{n};")) for n in names]
+    return [(e, t) for e, t in pairs if e != t]
+
+
+def _string_constant(name, value):
+    from onnx import TensorProto, helper
+
+    tensor = helper.make_tensor(name, TensorProto.STRING, [1], [value.encode("utf-8")])
+    return helper.make_node("Constant", [], [name], value=tensor)
+
+
+class _Builder:
+    """Collects a chain of string-rewriting nodes."""
+
+    def __init__(self, source):
+        self.nodes, self.current, self._n = [], source, 0
+
+    def _add(self, op, inputs):
+        from onnx import helper
+
+        self._n += 1
+        out = f"text_{self._n}"
+        self.nodes.append(helper.make_node(op, [self.current] + inputs, [out], domain=_CONTRIB))
+        self.current = out
+
+    def replace(self, pattern, rewrite):
+        k = self._n + 1
+        self.nodes += [_string_constant(f"pattern_{k}", pattern),
+                       _string_constant(f"rewrite_{k}", rewrite)]
+        self._add("StringECMARegexReplace", [f"pattern_{k}", f"rewrite_{k}"])
+
+    def lower(self):
+        self._add("StringLower", [])
+
+
+def _cleaning_nodes(builder):
+    """ftfy subset, HTML entities twice, whitespace collapse and strip, lowercase."""
+    builder.replace(_DELETED, "")
+    for char, fixed in _ftfy_table():
+        builder.replace(_literal(char), _rewrite(fixed))
+    for _ in range(3):  # ftfy unescapes once, then the reference twice
+        for entity, text in _entity_table():
+            builder.replace(_literal(entity), _rewrite(text))
+    builder.replace(_WHITESPACE, " ")
+    builder.replace("^ | $", "")
+    builder.lower()
+
+
+def _word_nodes(builder):
+    """Makes the op's word split equal OpenAI's where the two differ.
+
+    The op deletes newlines, glues a space to the next word and keeps digit
+    runs together; OpenAI takes one word per digit, a contraction after a
+    space, and the special tokens only where a word starts.
+    """
+    builder.replace(r"<\|(startoftext|endoftext)\|>", "<| $1|>")  # plain text for OpenAI
+    for name, token in (("start", _OP_START), ("end", _OP_END)):
+        builder.replace(f"(^|[^{_ASCII_PUNCTUATION}])<{name}_of_text>", _rewrite_keep(f" {token} "))
+    builder.replace(_DIGITS, "$& ")
+    builder.replace(f"([^{_ASCII_PUNCTUATION}]) '(s|t|re|ve|m|ll|d)", "$1\n'$2")
+    # The op crashes (segfault, 0.15.2) on a space before a special token.
+    builder.replace(r" +(<\|(?:start|end)oftext\|>)", "$1")
+
+
+def _vocabulary_attributes(tokenizer):
+    tokens = list(tokenizer.id_to_token)
+    tokens[tokenizer.start_token_id] = _OP_START
+    tokens[tokenizer.end_token_id] = _OP_END
+    vocab = json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False,
+                       separators=(",", ":"))
+    return {"vocab": vocab, "merges": "\n".join(tokenizer.merge_lines)}
+
+
+def _int_constant(name, values):
+    from onnx import helper, numpy_helper
+
+    return helper.make_node("Constant", [], [name],
+                            value=numpy_helper.from_array(np.asarray(values, np.int64), name))
+
+
+def _post_nodes(context_length, end_id):
+    """(B, N) ids + mask -> (B, context_length) int32, zero-padded, end token last."""
+    from onnx import TensorProto, helper
+
+    n = helper.make_node
+    return [
+        _int_constant("zero_pads", [0, 0, 0, context_length]),
+        _int_constant("starts", [0]), _int_constant("ends", [context_length]),
+        _int_constant("axes", [1]),
+        _int_constant("end_id", end_id), _int_constant("limit", context_length),
+        n("Mul", ["op_ids", "op_mask"], ["masked"]),  # the op pads with the end id
+        n("Pad", ["masked", "zero_pads"], ["padded"]),
+        n("Slice", ["padded", "starts", "ends", "axes"], ["cut"]),
+        n("ReduceSum", ["op_mask", "axes"], ["lengths"], keepdims=1),  # (B, 1)
+        n("Greater", ["lengths", "limit"], ["too_long"]),
+        n("Range", ["starts_scalar", "limit", "one"], ["positions"]),
+        n("Equal", ["positions", "last_scalar"], ["is_last"]),
+        n("And", ["too_long", "is_last"], ["put_end"]),
+        n("Where", ["put_end", "end_id", "cut"], ["ids64"]),
+        n("Cast", ["ids64"], ["token_ids"], to=TensorProto.INT32),
+        _int_constant("starts_scalar", 0), _int_constant("one", 1),
+        _int_constant("last_scalar", context_length - 1),
+    ]
+
+
+def build_tokenizer_graph(context_length=77, tokenizer=None):
+    """The tokenizer graph as an `onnx.ModelProto` (see `export_tokenizer_graph`)."""
+    from onnx import TensorProto, helper
+
+    if not isinstance(context_length, int) or context_length < 2:
+        raise ValueError(f"`context_length` must be an int >= 2; received {context_length!r}.")
+    tokenizer = tokenizer or CLIPTokenizer(context_length=context_length)
+    builder = _Builder("texts")
+    _cleaning_nodes(builder)
+    _word_nodes(builder)
+    builder.nodes.append(helper.make_node(
+        "CLIPTokenizer", [builder.current], ["op_ids", "op_mask"], domain=_CONTRIB,
+        padding_length=-1, **_vocabulary_attributes(tokenizer)))
+    nodes = builder.nodes + _post_nodes(context_length, tokenizer.end_token_id)
+    graph = helper.make_graph(
+        nodes, "clip_text_tokenizer",
+        [helper.make_tensor_value_info("texts", TensorProto.STRING, ["batch"])],
+        [helper.make_tensor_value_info("token_ids", TensorProto.INT32, ["batch", context_length])])
+    model = helper.make_model(graph, opset_imports=[
+        helper.make_opsetid("", 18), helper.make_opsetid(_CONTRIB, 1)],
+        producer_name="keras_clip")
+    helper.set_model_props(model, {"context_length": str(context_length)})
+    return model
+
+
+def export_tokenizer_graph(path, context_length=77):
+    """Writes `text_tokenizer.onnx`: `texts` string `(batch,)` -> `token_ids` int32.
+
+    Ids equal `keras_clip.CLIPTokenizer`'s on ordinary text; see export/README.md
+    ("tokenizer graph") for the rows that differ. Running it needs
+    onnxruntime-extensions (`tokenizer_session`).
+
+    Args:
+        path: file to write.
+        context_length: row length of `token_ids` (77 for every OpenAI model).
+
+    Returns:
+        `path`.
+
+    Example:
+        >>> export_tokenizer_graph("export/text_tokenizer.onnx")
+        'export/text_tokenizer.onnx'
+    """
+    import onnx
+
+    model = build_tokenizer_graph(context_length)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    onnx.save(model, path)
+    return path
+
+
+def tokenizer_session(path):
+    """An `onnxruntime.InferenceSession` for `path`, extensions library registered.
+
+    Example:
+        >>> session = tokenizer_session("export/text_tokenizer.onnx")
+        >>> session.run(None, {"texts": np.array(["a photo of a cat"], dtype=object)})[0][0, :7]
+        array([49406,   320,  1125,   539,   320,  2368, 49407], dtype=int32)
+    """
+    import onnxruntime
+    import onnxruntime_extensions
+
+    options = onnxruntime.SessionOptions()
+    options.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
