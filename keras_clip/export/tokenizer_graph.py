@@ -128,7 +128,8 @@ def _entity_table():
 def _string_constant(name, value):
     from onnx import TensorProto, helper
 
-    tensor = helper.make_tensor(name, TensorProto.STRING, [1], [value.encode("utf-8")])
+    data = value if isinstance(value, bytes) else value.encode("utf-8")
+    tensor = helper.make_tensor(name, TensorProto.STRING, [1], [data])
     return helper.make_node("Constant", [], [name], value=tensor)
 
 
@@ -156,17 +157,78 @@ class _Builder:
         self._add("StringLower", [])
 
 
+def _unescape(builder):
+    for entity, text in _entity_table():
+        builder.replace(_literal(entity), _rewrite(text))
+
+
 def _cleaning_nodes(builder):
-    """ftfy subset, HTML entities twice, whitespace collapse and strip, lowercase."""
+    """ftfy's order (HTML, mojibake, table), HTML twice more, whitespace, lowercase."""
+    _unescape(builder)
+    for _ in range(2):  # text encoded twice the wrong way ("ÃƒÂ©") needs two rounds
+        _mojibake_nodes(builder)
     builder.replace(_DELETED, "")
     for char, fixed in _ftfy_table():
         builder.replace(_literal(char), _rewrite(fixed))
-    for _ in range(3):  # ftfy unescapes once, then the reference twice
-        for entity, text in _entity_table():
-            builder.replace(_literal(entity), _rewrite(text))
+    _unescape(builder)  # the reference unescapes twice after ftfy
+    _unescape(builder)
     builder.replace(_WHITESPACE, " ")
     builder.replace("^ | $", "")
     builder.lower()
+
+
+def _sloppy_1252(byte):
+    """Characters that stand for `byte` in UTF-8 read as windows-1252 (or latin-1)."""
+    latin1 = chr(byte)
+    try:
+        char = bytes([byte]).decode("cp1252")
+    except UnicodeDecodeError:
+        return [latin1]
+    return [char, latin1] if char != latin1 else [char]
+
+
+def _byte_class(first, last):
+    return _alternation([c for b in range(first, last + 1) for c in _sloppy_1252(b)])
+
+
+def _mojibake_sequence():
+    """UTF-8 byte sequences (valid ones) read as windows-1252: what ftfy repairs."""
+    cont = _byte_class(0x80, 0xBF)
+    lead = {b: _byte_class(b, b) for b in range(0xC2, 0xF5)}
+    two = _byte_class(0xC2, 0xDF) + cont
+    three = "|".join([
+        lead[0xE0] + _byte_class(0xA0, 0xBF) + cont,
+        _alternation([c for b in list(range(0xE1, 0xED)) + [0xEE, 0xEF] for c in _sloppy_1252(b)])
+        + cont + cont,
+        lead[0xED] + _byte_class(0x80, 0x9F) + cont])
+    four = "|".join([lead[0xF0] + _byte_class(0x90, 0xBF) + cont + cont,
+                     _byte_class(0xF1, 0xF3) + cont + cont + cont,
+                     lead[0xF4] + _byte_class(0x80, 0x8F) + cont + cont])
+    return f"(?:{four}|{three}|{two})"
+
+
+_IN_SPAN = "(?=[^\\x01\\x02]*\\x02)"  # inside a \x01...\x02 span
+
+
+def _mojibake_nodes(builder):
+    """Repairs UTF-8 read as windows-1252 ("cafÃ©" -> "café"), in byte steps.
+
+    Spans that decode are marked with \x01...\x02; inside them each character
+    becomes \x03 + its byte, or \x04 + (byte - 0x40) for the bytes 0xC0-0xFF
+    (characters C3 80-BF in UTF-8); the markers then become the raw bytes.
+    No step can match bytes an earlier step wrote.
+    """
+    builder.replace(_mojibake_sequence(), "\x01$&\x02")
+    builder.replace("\\xc2([\\x80-\\xbf])" + _IN_SPAN, "\x03$1")  # U+0080-00BF
+    builder.replace("\\xc3([\\x80-\\xbf])" + _IN_SPAN, "\x04$1")  # U+00C0-00FF
+    for byte in range(0x80, 0xA0):
+        special = [c for c in _sloppy_1252(byte) if ord(c) > 0xFF]
+        if special:
+            builder.replace(_alternation(special) + _IN_SPAN, b"\x03" + bytes([byte]))
+    builder.replace("\\x03([\\x80-\\xbf])", "$1")
+    for byte in range(0xC0, 0x100):
+        builder.replace("\\x04\\x%02x" % (byte - 0x40), bytes([byte]))
+    builder.replace("\\x01|\\x02", "")
 
 
 def _word_nodes(builder):
