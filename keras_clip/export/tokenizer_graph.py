@@ -109,8 +109,9 @@ def _halfwidth_kana():
 
 
 # Characters ftfy deletes (remove_control_chars, the byte-order mark).
-_DELETED = _alternation([chr(c) for c in range(1, 9)] + ["\x0b"]
-                        + [chr(c) for c in range(0x0E, 0x20)] + ["\x7f", "\ufeff"])
+_DELETED = _alternation(
+    [chr(c) for c in [*range(1, 9), 0x0B, *range(0x0E, 0x20), 0x7F, *range(0x206A, 0x2070),
+                      0xFEFF, *range(0xFFF9, 0xFFFD)]])
 
 
 def _entity_table():
@@ -122,6 +123,10 @@ def _entity_table():
              "lsquo", "rsquo", "ldquo", "rdquo", "times", "middot", "bull",
              "#39", "#x27", "#8220", "#8221", "#8217", "#8216", "#8211", "#8212"]
     pairs = [(f"&{n};", html.unescape(f"&{n};")) for n in names]
+    # Names HTML also reads without ';' (after the ';' forms: "&not" is in "&notin;").
+    pairs += [(f"&{n}(?!;)", html.unescape(f"&{n}")) for n in ["amp", "lt", "gt", "quot", "nbsp",
+                                                          "copy", "reg", "not"]]
+    pairs += [("&#0;", "\ufffd")]
     return [(e, t) for e, t in pairs if e != t]
 
 
@@ -154,12 +159,28 @@ class _Builder:
         self._add("StringECMARegexReplace", [f"pattern_{k}", f"rewrite_{k}"])
 
     def lower(self):
-        self._add("StringLower", [])
+        """Unicode lowercase: ONNX StringNormalizer (onnxruntime-extensions'
+        StringLower maps only ASCII and Latin-1). It refuses an empty batch, so
+        one empty string is appended and dropped again."""
+        from onnx import helper
+
+        self._n += 1
+        k = self._n
+        self.nodes += [
+            _string_constant(f"extra_{k}", ""),
+            _int_constant(f"first_{k}", [0]), _int_constant(f"but_last_{k}", [-1]),
+            helper.make_node("Concat", [self.current, f"extra_{k}"], [f"padded_{k}"], axis=0),
+            helper.make_node("StringNormalizer", [f"padded_{k}"], [f"lowered_{k}"],
+                             case_change_action="LOWER", locale="C.UTF-8"),
+            helper.make_node("Slice", [f"lowered_{k}", f"first_{k}", f"but_last_{k}"], [f"text_{k}"]),
+        ]
+        self.current = f"text_{k}"
 
 
 def _unescape(builder):
     for entity, text in _entity_table():
-        builder.replace(_literal(entity), _rewrite(text))
+        pattern = entity if entity.endswith("(?!;)") else _literal(entity)
+        builder.replace(pattern, _rewrite(text))
 
 
 def _cleaning_nodes(builder):
@@ -174,6 +195,7 @@ def _cleaning_nodes(builder):
     _unescape(builder)
     builder.replace(_WHITESPACE, " ")
     builder.replace("^ | $", "")
+    builder.replace("\u0130", "i\u0307")  # Python's lower(); C.UTF-8 gives "i"
     builder.lower()
 
 
@@ -218,6 +240,8 @@ def _mojibake_nodes(builder):
     (characters C3 80-BF in UTF-8); the markers then become the raw bytes.
     No step can match bytes an earlier step wrote.
     """
+    # ftfy: a sequence whose last byte was lost ("Ã�") is one replacement character.
+    builder.replace(f"(?:{_byte_class(0xC2, 0xF4)})(?:{_byte_class(0x80, 0xBF)})?\ufffd", "\ufffd")
     builder.replace(_mojibake_sequence(), "\x01$&\x02")
     builder.replace("\\xc2([\\x80-\\xbf])" + _IN_SPAN, "\x03$1")  # U+0080-00BF
     builder.replace("\\xc3([\\x80-\\xbf])" + _IN_SPAN, "\x04$1")  # U+00C0-00FF
