@@ -183,16 +183,58 @@ def _unescape(builder):
         builder.replace(pattern, _rewrite(text))
 
 
-def _cleaning_nodes(builder):
-    """ftfy's order (HTML, mojibake, table), HTML twice more, whitespace, lowercase."""
+def _ftfy_and_html(builder):
+    """ftfy's order (HTML, mojibake, table), then the reference's two unescapes."""
     _unescape(builder)
     for _ in range(2):  # text encoded twice the wrong way ("ÃƒÂ©") needs two rounds
         _mojibake_nodes(builder)
     builder.replace(_DELETED, "")
     for char, fixed in _ftfy_table():
         builder.replace(_literal(char), _rewrite(fixed))
-    _unescape(builder)  # the reference unescapes twice after ftfy
     _unescape(builder)
+    _unescape(builder)
+
+
+def _only_where_needed(builder, steps):
+    """Runs `steps` (hundreds of nodes) on the rows that are not plain ASCII only.
+
+    Plain rows (printable ASCII, tab, newline, no '&') are left unchanged by
+    ftfy and HTML unescaping, as in `keras_clip.tokenizer.clean_text`.
+    """
+    from onnx import TensorProto, helper
+
+    n = helper.make_node
+    texts = builder.current
+    builder.replace(r"[\t\n\x20-\x25\x27-\x7e]+", "")
+    builder.nodes += [
+        n("StringLength", [builder.current], ["odd_chars"], domain=_CONTRIB),
+        _int_constant("no_chars", 0), _int_constant("one_row", 1),
+        _int_constant("first_axis", [0]),
+        n("Greater", ["odd_chars", "no_chars"], ["needs"]),
+        n("NonZero", ["needs"], ["needs_at_2d"]),
+        n("Squeeze", ["needs_at_2d", "first_axis"], ["needs_at"]),
+        n("Gather", [texts, "needs_at"], ["odd_texts"]),
+    ]
+    builder.current = "odd_texts"
+    steps(builder)
+    builder.nodes += [
+        n("Shape", [texts], ["rows"]),
+        n("Squeeze", ["rows", "first_axis"], ["rows_scalar"]),
+        n("Range", ["no_chars", "rows_scalar", "one_row"], ["row_ids"]),
+        n("Cast", ["needs"], ["needs_int"], to=TensorProto.INT64),
+        n("CumSum", ["needs_int", "no_chars"], ["needs_rank"]),
+        n("Add", ["needs_rank", "rows_scalar"], ["after_rows"]),
+        n("Sub", ["after_rows", "one_row"], ["cleaned_ids"]),
+        n("Where", ["needs", "cleaned_ids", "row_ids"], ["pick"]),
+        n("Concat", [texts, builder.current], ["both"], axis=0),
+        n("Gather", ["both", "pick"], ["merged"]),
+    ]
+    builder.current = "merged"
+
+
+def _cleaning_nodes(builder):
+    """ftfy subset and HTML where needed, whitespace collapse and strip, lowercase."""
+    _only_where_needed(builder, _ftfy_and_html)
     builder.replace(_WHITESPACE, " ")
     builder.replace("^ | $", "")
     builder.replace("\u0130", "i\u0307")  # Python's lower(); C.UTF-8 gives "i"
