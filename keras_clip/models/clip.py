@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_clip.config import CLIPConfig
 from keras_clip.layers import ContrastiveLogits
+from keras_clip.models import checkpoint_writers
 from keras_clip.models.contrastive_trainer import ContrastiveTrainer
 from keras_clip.models.preset_folder import (
     load_preset_weights,
@@ -143,6 +144,24 @@ class CLIP(ContrastiveTrainer, keras.Model):
     def save_to_preset(self, path):
         """Writes `config.json` and `model.weights.h5` to the folder `path`."""
         write_preset_folder(self, path)
+
+    def save_open_clip(self, path):
+        """Writes an open_clip `.safetensors` file (OpenAI key names) of this model.
+
+        Example:
+            >>> model.save_open_clip("model.safetensors")  # doctest: +SKIP
+            >>> # open_clip.create_model("ViT-B-32", pretrained="model.safetensors")
+        """
+        checkpoint_writers.save_open_clip(self, path)
+
+    def save_transformers(self, folder):
+        """Writes a transformers `CLIPModel` folder (ViT image towers only).
+
+        Example:
+            >>> model.save_transformers("clip_hf")  # doctest: +SKIP
+            >>> # transformers.CLIPModel.from_pretrained("clip_hf")
+        """
+        checkpoint_writers.save_transformers(self, folder)
 
     @classmethod
     def from_preset_folder(cls, path, dtype=None, **kwargs):

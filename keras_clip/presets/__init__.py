@@ -9,31 +9,13 @@ Example:
 
 import inspect
 import os
-from importlib import resources
 
-from keras_clip.config import CLIPConfig
+from keras_clip.presets.catalog import list_presets, preset_config, suggest
 
 LAYER_KWARGS = ("name", "trainable")  # what keras.Model takes besides CLIP's own options
 
 
-def list_presets():
-    """Names of the built-in architectures (the nine OpenAI CLIP models)."""
-    folder = resources.files("keras_clip.presets").joinpath("configs")
-    return sorted(
-        entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json")
-    )
-
-
-def preset_config(name):
-    """The `CLIPConfig` of the built-in preset `name`."""
-    if name not in list_presets():
-        raise ValueError(f"Unknown preset {name!r}; known presets: {', '.join(list_presets())}.")
-    path = resources.files("keras_clip.presets").joinpath("configs", f"{name}.json")
-    with resources.as_file(path) as file:
-        return CLIPConfig.from_json(file)
-
-
-def from_preset(preset, weights=True, dtype=None, **model_kwargs):
+def from_preset(preset, weights=True, dtype=None, config=None, **model_kwargs):
     """Builds a CLIP model from a preset name, a saved folder or a checkpoint.
 
     Args:
@@ -43,16 +25,21 @@ def from_preset(preset, weights=True, dtype=None, **model_kwargs):
         weights: for built-in names, download the pretrained weights (True) or
             build with random weights (False/None). Paths always load their weights.
         dtype: optional dtype policy, e.g. `"bfloat16"` for fast inference.
+        config: for a checkpoint file or transformers folder, the architecture
+            it holds: a preset name, a config JSON path or a `CLIPConfig`;
+            every tensor shape is checked against it. Needed where shapes
+            cannot tell heads or activation (see `presets.config_match`).
         **model_kwargs: model options passed to `CLIP(...)` for every source,
             e.g. `remat=True` (gradient checkpointing) or `name=...`.
 
     Example:
         >>> model = from_preset("vit_b32", weights=None)
         >>> model = from_preset("open_clip_model.safetensors", remat=True)  # doctest: +SKIP
+        >>> model = from_preset("vit_h14.safetensors", config="vit_h14_laion2b")  # doctest: +SKIP
     """
     from keras_clip.models import CLIP
     from keras_clip.models.preset_folder import is_preset_folder
-    from keras_clip.presets import openai_checkpoint, transformers_checkpoint
+    from keras_clip.presets import config_match, openai_checkpoint, transformers_checkpoint
     from keras_clip.presets.checkpoint_files import read_state_dict
 
     if not isinstance(preset, (str, os.PathLike)):
@@ -60,6 +47,9 @@ def from_preset(preset, weights=True, dtype=None, **model_kwargs):
     check_model_kwargs(model_kwargs)
     preset = os.fspath(preset)
     if preset in list_presets():
+        if config is not None:
+            raise ValueError(f"config= is for checkpoint files and transformers folders; the "
+                             f"preset {preset!r} has its own config.")
         config = preset_config(preset)
         if not weights:
             return CLIP(config, dtype=dtype, **model_kwargs)
@@ -68,9 +58,13 @@ def from_preset(preset, weights=True, dtype=None, **model_kwargs):
         return load_pretrained(preset, config, dtype=dtype, **model_kwargs)
     if os.path.isdir(preset):
         if is_preset_folder(preset):
+            if config is not None:
+                raise ValueError(f"config= is for checkpoint files and transformers folders; "
+                                 f"the preset folder {preset} has its own config.json.")
             return CLIP.from_preset_folder(preset, dtype=dtype, **model_kwargs)
         if transformers_checkpoint.is_transformers_folder(preset):
-            config, state_dict = transformers_checkpoint.read_transformers_folder(preset)
+            own, state_dict = transformers_checkpoint.read_transformers_folder(preset)
+            config = config_match.choose_config(state_dict, own, preset, config or own)
         else:
             raise ValueError(
                 f"{preset} is neither a keras_clip preset folder (config.json + "
@@ -80,11 +74,13 @@ def from_preset(preset, weights=True, dtype=None, **model_kwargs):
     elif os.path.isfile(preset):
         state_dict = read_state_dict(preset)
         name = os.path.splitext(os.path.basename(preset))[0]
-        config = openai_checkpoint.config_from_state_dict(state_dict, name=name)
+        inferred = openai_checkpoint.config_from_state_dict(state_dict, name=name)
+        config = config_match.choose_config(state_dict, inferred, preset, config)
     else:
         raise ValueError(
-            f"Unknown preset {preset!r}: not a built-in name ({', '.join(list_presets())}) "
-            "and no such file or folder."
+            f"Unknown preset {preset!r}: not a built-in name and no such file or folder."
+            + (suggest(preset, list_presets())
+               or f" Built-in names: {', '.join(list_presets())}.")
         )
     model = CLIP(config, dtype=dtype, **model_kwargs)
     openai_checkpoint.load_state_dict(model, state_dict)

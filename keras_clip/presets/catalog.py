@@ -1,0 +1,35 @@
+"""The built-in presets: names, their configs (`configs/*.json`), close-name suggestions.
+
+Example:
+    >>> preset_config("vit_b32_laion2b").vision.activation
+    'gelu'
+"""
+
+import difflib
+from importlib import resources
+
+from keras_clip.config import CLIPConfig
+
+
+def suggest(name, names):
+    """`" Did you mean 'a', 'b'?"` for the names of `names` closest to `name`, or `""`."""
+    close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
+def list_presets():
+    """Names of the built-in presets: OpenAI's nine models and the open_clip ViT weights."""
+    folder = resources.files("keras_clip.presets").joinpath("configs")
+    return sorted(
+        entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json")
+    )
+
+
+def preset_config(name):
+    """The `CLIPConfig` of the built-in preset `name`."""
+    if name not in list_presets():
+        raise ValueError(f"Unknown preset {name!r}." + (suggest(name, list_presets()) or
+                         f" Known presets: {', '.join(list_presets())}."))
+    path = resources.files("keras_clip.presets").joinpath("configs", f"{name}.json")
+    with resources.as_file(path) as file:
+        return CLIPConfig.from_json(file)
