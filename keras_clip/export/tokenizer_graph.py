@@ -232,8 +232,30 @@ def _only_where_needed(builder, steps):
     builder.current = "merged"
 
 
+def _drop_nul(builder):
+    """Deletes NUL characters (ftfy does; the string ops would end the text there).
+
+    StringJoin crashes on an empty batch (0.15.2): a row "x" is appended and
+    dropped again.
+    """
+    from onnx import helper
+
+    n = helper.make_node
+    builder.nodes += [
+        _string_constant("spare_row", "x"), _string_constant("no_separator", ""),
+        _int_constant("part_axis", [1]), _int_constant("row_zero", [0]),
+        _int_constant("but_spare", [-1]),
+        n("Concat", [builder.current, "spare_row"], ["with_spare"], axis=0),
+        n("StringSplit", ["with_spare"], ["nul_parts", "nul_counts"], delimiter="\x00"),
+        n("StringJoin", ["nul_parts", "no_separator", "part_axis"], ["joined"], domain=_CONTRIB),
+        n("Slice", ["joined", "row_zero", "but_spare"], ["without_nul"]),
+    ]
+    builder.current = "without_nul"
+
+
 def _cleaning_nodes(builder):
-    """ftfy subset and HTML where needed, whitespace collapse and strip, lowercase."""
+    """NUL, ftfy subset and HTML where needed, whitespace collapse and strip, lowercase."""
+    _drop_nul(builder)
     _only_where_needed(builder, _ftfy_and_html)
     builder.replace(_WHITESPACE, " ")
     builder.replace("^ | $", "")
@@ -373,7 +395,7 @@ def build_tokenizer_graph(context_length=77, tokenizer=None):
         [helper.make_tensor_value_info("texts", TensorProto.STRING, ["batch"])],
         [helper.make_tensor_value_info("token_ids", TensorProto.INT32, ["batch", context_length])])
     model = helper.make_model(graph, opset_imports=[
-        helper.make_opsetid("", 18), helper.make_opsetid(_CONTRIB, 1)],
+        helper.make_opsetid("", 20), helper.make_opsetid(_CONTRIB, 1)],
         producer_name="keras_clip")
     helper.set_model_props(model, {"context_length": str(context_length)})
     return model
