@@ -40,8 +40,8 @@ def test_corpus_agreement(session):
     ids = _run(session, corpus)
     assert ids.dtype == np.int32 and ids.shape == (len(corpus), 77)
     agreement = float((ids == ref).all(axis=1).mean())
-    # Measured: 5,880 / 6,020 rows (97.7%); the rest by category in export/README.md.
-    assert agreement >= 0.97, agreement
+    # Measured: 5,937 / 6,020 rows (98.6%); the rest by category in export/README.md.
+    assert agreement >= 0.98, agreement
 
 
 def test_truncation_keeps_end_token_last(session, reference):

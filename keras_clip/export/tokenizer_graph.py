@@ -319,6 +319,13 @@ def _mojibake_nodes(builder):
     builder.replace("\\x01|\\x02", "")
 
 
+# Words OpenAI's case-insensitive pattern finds through the fold of "ſ" to "s"
+# (a contraction, the start token's spelling) and encodes as one word; the op
+# cannot. Each becomes a private-use sentinel with as many tokens, whose ids are
+# swapped for the word's afterwards (`_sentinel_nodes`). Longest first.
+_FOLDED_WORDS = [("<\u017ftart_of_text>", "\uf3ff" * 3), ("'\u017f", "\uf3ff")]
+
+
 def _word_nodes(builder):
     """Makes the op's word split equal OpenAI's where the two differ.
 
@@ -327,6 +334,8 @@ def _word_nodes(builder):
     space, and the special tokens only where a word starts.
     """
     builder.replace(r"<\|(startoftext|endoftext)\|>", "<| $1|>")  # plain text for OpenAI
+    for word, sentinel in _FOLDED_WORDS:
+        builder.replace(f"(^|[^{_ASCII_PUNCTUATION}]){_literal(word)}", _rewrite_keep(f" {sentinel} "))
     for name, token in (("start", _OP_START), ("end", _OP_END)):
         builder.replace(f"(^|[^{_ASCII_PUNCTUATION}])<{name}_of_text>", _rewrite_keep(f" {token} "))
     builder.replace(_DIGITS, "$& ")
@@ -351,7 +360,45 @@ def _int_constant(name, values):
                             value=numpy_helper.from_array(np.asarray(values, np.int64), name))
 
 
-def _post_nodes(context_length, end_id):
+def _sentinel_nodes(tokenizer, ids):
+    """Swaps each sentinel's ids (see `_FOLDED_WORDS`) for its word's; -> ids name."""
+    from onnx import helper
+
+    n = helper.make_node
+    nodes = [_int_constant("shift_axis", [1]), _int_constant("to_end", [2**62])]
+    for k, (word, sentinel) in enumerate(_FOLDED_WORDS):
+        source, target = (tokenizer.token_ids([w])[0] for w in (sentinel, word))
+        if len(source) != len(target):
+            raise ValueError(f"sentinel {sentinel!r} has {len(source)} tokens; {word!r} {len(target)}")
+        hits = []
+        for p, token in enumerate(source):  # hit at j: ids[j + p] == source[p] for all p
+            name = f"s{k}_{p}"
+            nodes += [_int_constant(f"{name}_pads", [0, 0, 0, p]), _int_constant(f"{name}_from", [p]),
+                      _int_constant(f"{name}_id", token),
+                      n("Pad", [ids, f"{name}_pads", "minus_one"], [f"{name}_padded"]),
+                      n("Slice", [f"{name}_padded", f"{name}_from", "to_end", "shift_axis"],
+                        [f"{name}_ahead"]),
+                      n("Equal", [f"{name}_ahead", f"{name}_id"], [f"{name}_eq"])]
+            hits.append(f"{name}_eq")
+        for p in range(1, len(hits)):
+            nodes.append(n("And", [hits[p - 1], hits[p]], [f"s{k}_all_{p}"]))
+            hits[p] = f"s{k}_all_{p}"
+        nodes.append(n("Cast", [hits[-1]], [f"s{k}_hit"], to=7))  # int64
+        for p, token in enumerate(target):
+            name = f"t{k}_{p}"
+            nodes += [_int_constant(f"{name}_pads", [0, p, 0, 0]), _int_constant(f"{name}_end", [-p or 2**62]),
+                      _int_constant(f"{name}_id", token),
+                      n("Pad", [f"s{k}_hit", f"{name}_pads"], [f"{name}_padded"]),
+                      n("Slice", [f"{name}_padded", "row_start", f"{name}_end", "shift_axis"],
+                        [f"{name}_at"]),
+                      n("Cast", [f"{name}_at"], [f"{name}_here"], to=9),  # bool
+                      n("Where", [f"{name}_here", f"{name}_id", ids], [f"{name}_ids"])]
+            ids = f"{name}_ids"
+    nodes += [_int_constant("minus_one", -1), _int_constant("row_start", [0])]
+    return nodes, ids
+
+
+def _post_nodes(context_length, end_id, ids):
     """(B, N) ids + mask -> (B, context_length) int32, zero-padded, end token last."""
     from onnx import TensorProto, helper
 
@@ -361,7 +408,7 @@ def _post_nodes(context_length, end_id):
         _int_constant("starts", [0]), _int_constant("ends", [context_length]),
         _int_constant("axes", [1]),
         _int_constant("end_id", end_id), _int_constant("limit", context_length),
-        n("Mul", ["op_ids", "op_mask"], ["masked"]),  # the op pads with the end id
+        n("Mul", [ids, "op_mask"], ["masked"]),  # the op pads with the end id
         n("Pad", ["masked", "zero_pads"], ["padded"]),
         n("Slice", ["padded", "starts", "ends", "axes"], ["cut"]),
         n("ReduceSum", ["op_mask", "axes"], ["lengths"], keepdims=1),  # (B, 1)
@@ -389,7 +436,8 @@ def build_tokenizer_graph(context_length=77, tokenizer=None):
     builder.nodes.append(helper.make_node(
         "CLIPTokenizer", [builder.current], ["op_ids", "op_mask"], domain=_CONTRIB,
         padding_length=-1, **_vocabulary_attributes(tokenizer)))
-    nodes = builder.nodes + _post_nodes(context_length, tokenizer.end_token_id)
+    swaps, ids = _sentinel_nodes(tokenizer, "op_ids")
+    nodes = builder.nodes + swaps + _post_nodes(context_length, tokenizer.end_token_id, ids)
     graph = helper.make_graph(
         nodes, "clip_text_tokenizer",
         [helper.make_tensor_value_info("texts", TensorProto.STRING, ["batch"])],
