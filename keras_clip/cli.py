@@ -1,7 +1,7 @@
 """`keras-clip` command line.
 
 Sub-commands: `demo`, `train`, `eval zeroshot|linear-probe|retrieval`,
-`export`, `embed`, `presets`; `--help` on each. Each is a module with
+`export`, `embed`, `presets`, `convert`; `--help` on each. Each is a module with
 `PARSER`, `add_arguments(parser)` and `run(args)` (see `keras_clip.commands`).
 Bad input ends the process with exit code 2 and a one-line reason.
 
@@ -16,12 +16,12 @@ import sys
 
 def commands():
     """`{sub-command: its module}`, in `--help` order."""
-    from keras_clip.commands import demo, embed, presets, train
+    from keras_clip.commands import convert, demo, embed, presets, train
     from keras_clip.commands import eval as evaluate
     from keras_clip.export import command as export
 
     return {"demo": demo, "train": train, "eval": evaluate, "export": export, "embed": embed,
-            "presets": presets}
+            "presets": presets, "convert": convert}
 
 
 def build_parser():

@@ -5,6 +5,13 @@ keras_clip's: every expected number comes from the reference implementations.
 
     # the tiny cases checked into tests/golden/parity (run from the repo root)
     /path/to/reference-venv/bin/python scripts/make_parity_reference.py tiny
+    # the architectural variants of the open presets (exact GELU, head width 32,
+    # MLP ratio 3, text heads > width / 64, 48-pixel images): tiny_variants.*
+    /path/to/reference-venv/bin/python scripts/make_parity_reference.py tiny_variants
+    # round trip: keras_clip writes tiny_variants back out (scripts/make_roundtrip_files.py,
+    # keras_clip's environment), then the reference loads those files: roundtrip.npz
+    python scripts/make_roundtrip_files.py
+    /path/to/reference-venv/bin/python scripts/make_parity_reference.py roundtrip
     # one full-size OpenAI architecture, into a scratch folder (the large tests do this)
     python scripts/make_parity_reference.py rn50 --out /tmp/parity
 
@@ -36,7 +43,40 @@ OPEN_CLIP_NAMES = {
     "vit_l14": "ViT-L-14-quickgelu",
     "vit_l14_336": "ViT-L-14-336-quickgelu",
 }
+OPEN_PRESETS = {  # keras_clip preset -> open_clip model name (the activation is in the name)
+    "vit_b32_laion2b": "ViT-B-32",
+    "vit_b32_datacomp_xl": "ViT-B-32",
+    "vit_b32_metaclip_fullcc": "ViT-B-32-quickgelu",
+    "vit_b16_laion2b": "ViT-B-16",
+    "vit_b16_datacomp_xl": "ViT-B-16",
+    "vit_b16_dfn2b": "ViT-B-16-quickgelu",
+    "vit_l14_laion2b": "ViT-L-14",
+    "vit_l14_datacomp_xl": "ViT-L-14",
+    "vit_l14_dfn2b": "ViT-L-14-quickgelu",
+    "vit_l14_metaclip_fullcc": "ViT-L-14-quickgelu",
+    "vit_h14_laion2b": "ViT-H-14",
+    "vit_h14_dfn5b": "ViT-H-14-quickgelu",
+    "vit_h14_metaclip_fullcc": "ViT-H-14-quickgelu",
+    "vit_h14_378_dfn5b": "ViT-H-14-378-quickgelu",
+    "vit_g14_laion2b": "ViT-g-14",
+    "vit_bigg14_laion2b": "ViT-bigG-14",
+}
+OPEN_CLIP_NAMES.update(OPEN_PRESETS)
 TINY_VOCAB = 1000
+# Every variant of the open presets in one tiny model: exact GELU in both towers,
+# 3 image heads of width 32 (not 64), image MLP ratio 3, 4 text heads on width 128
+# (more than width / 64 = 2), 48-pixel images (a 6 x 6 grid of 8-pixel patches).
+TINY_VARIANTS = dict(
+    vision=dict(image_size=48, patch_size=8, width=96, layers=2, head_width=32, mlp_ratio=3.0),
+    text=dict(context_length=77, vocab_size=TINY_VOCAB, width=128, heads=4, layers=2),
+    keras_clip=dict(
+        name="tiny_variants", embed_dim=32,
+        vision=dict(type="vit", image_size=48, patch_size=8, width=96, layers=2, heads=3,
+                    mlp_dim=288, activation="gelu"),
+        text=dict(width=128, layers=2, heads=4, context_length=77, vocab_size=TINY_VOCAB,
+                  mlp_dim=512, activation="gelu"),
+    ),
+)
 
 
 @torch.no_grad()
@@ -155,6 +195,69 @@ def make_tiny(out):
     tiny_transformers(out, seed=3)
 
 
+def tiny_variants_model():
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    return CLIP(32, CLIPVisionCfg(**TINY_VARIANTS["vision"]),
+                CLIPTextCfg(**TINY_VARIANTS["text"]), quick_gelu=False)
+
+
+def make_tiny_variants(out):
+    """tiny_variants.safetensors / .npz from open_clip, and its keras_clip config JSON."""
+    os.makedirs(out, exist_ok=True)
+    open_clip_case(tiny_variants_model(), 48, TINY_VOCAB, out, "tiny_variants", "safetensors",
+                   seed=5)
+    with open(os.path.join(out, "tiny_variants.json"), "w") as file:
+        json.dump(TINY_VARIANTS["keras_clip"], file, indent=2)
+        file.write("\n")
+
+
+def sha256(path):
+    import hashlib
+
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
+
+
+@torch.no_grad()
+def make_roundtrip(out):
+    """roundtrip.npz: the reference's embeddings from the files keras_clip wrote.
+
+    `scripts/make_roundtrip_files.py` (keras_clip's environment) loads
+    tiny_variants.safetensors with tiny_variants.json and writes it back with
+    `save_open_clip` (roundtrip/open_clip.safetensors) and `save_transformers`
+    (roundtrip/transformers/). Here open_clip loads the first into the
+    tiny_variants architecture (`open_clip.load_checkpoint`, strict, as
+    `create_model(name, pretrained=path)` does) and transformers loads the
+    second (`CLIPModel.from_pretrained`); both embed tiny_variants.npz's inputs.
+    The SHA-256 of each weights file is stored so the tests know that the file
+    they write now is the file the reference read.
+    """
+    import open_clip
+    from transformers import CLIPModel
+
+    folder = os.path.join(out, "roundtrip")
+    inputs = np.load(os.path.join(out, "tiny_variants.npz"))
+    images = torch.from_numpy(inputs["images"].transpose(0, 3, 1, 2).copy())
+    token_ids = torch.from_numpy(inputs["token_ids"].astype("int64"))
+    oc_file = os.path.join(folder, "open_clip.safetensors")
+    model = tiny_variants_model().eval()
+    open_clip.load_checkpoint(model, oc_file, strict=True)
+    hf_folder = os.path.join(folder, "transformers")
+    hf = CLIPModel.from_pretrained(hf_folder).eval()
+    hf_image = hf.get_image_features(pixel_values=images)
+    hf_text = hf.get_text_features(input_ids=token_ids)
+    np.savez_compressed(
+        os.path.join(out, "roundtrip.npz"),
+        open_clip_image_embeddings=model.encode_image(images).numpy(),
+        open_clip_text_embeddings=model.encode_text(token_ids).numpy(),
+        transformers_image_embeddings=getattr(hf_image, "pooler_output", hf_image).numpy(),
+        transformers_text_embeddings=getattr(hf_text, "pooler_output", hf_text).numpy(),
+        open_clip_sha256=sha256(oc_file),
+        transformers_sha256=sha256(os.path.join(hf_folder, "model.safetensors")),
+    )
+
+
 def make_full(preset, out):
     import open_clip
 
@@ -169,12 +272,17 @@ def make_full(preset, out):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("case", help="'tiny' or a preset name: " + ", ".join(OPEN_CLIP_NAMES))
+    parser.add_argument("case", help="'tiny', 'tiny_variants', 'roundtrip' or a preset name: "
+                        + ", ".join(OPEN_CLIP_NAMES))
     parser.add_argument("--out", default=os.path.join("tests", "golden", "parity"))
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.case == "tiny":
         make_tiny(args.out)
+    elif args.case == "tiny_variants":
+        make_tiny_variants(args.out)
+    elif args.case == "roundtrip":
+        make_roundtrip(args.out)
     else:
         make_full(args.case, args.out)
 

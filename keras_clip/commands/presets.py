@@ -1,4 +1,4 @@
-"""`keras-clip presets`: list the built-in architectures and where their weights come from.
+"""`keras-clip presets`: list the built-in presets by family and where their weights come from.
 
 Example:
     $ keras-clip presets --json
@@ -6,7 +6,8 @@ Example:
 
 import json
 
-PARSER = {"help": "List the built-in architectures."}
+PARSER = {"help": "List the built-in presets (OpenAI, LAION-2B, DataComp-XL, DFN, MetaCLIP)."}
+FAMILIES = ("OpenAI", "LAION-2B", "DataComp-XL", "DFN", "MetaCLIP")
 
 
 def add_arguments(parser):
@@ -15,7 +16,7 @@ def add_arguments(parser):
 
 
 def rows():
-    """One dict per built-in preset: tower, image size, embedding size, weights."""
+    """One dict per built-in preset, grouped by family: tower, sizes, weights, licence."""
     from keras_clip.presets import list_presets, preset_config
     from keras_clip.presets.download import weight_sources
 
@@ -25,13 +26,15 @@ def rows():
         config = preset_config(name)
         source = sources.get(name, {})
         found.append({
-            "preset": name, "image tower": config.vision.type,
+            "family": source.get("family", "-"), "preset": name, "image tower": config.vision.type,
             "image size": config.vision.image_size, "embed": config.embed_dim,
             "weights": source.get("repo_id", "-"),
             "pinned": "yes" if source.get("sha256") else "no",
-            "ImageNet zero-shot": source.get("imagenet_zero_shot_top1", "-"),
+            "ImageNet zero-shot": source.get("imagenet_zero_shot_top1") or "-",
+            "licence": source.get("licence") or "-",
         })
-    return found
+    order = {family: index for index, family in enumerate(FAMILIES)}
+    return sorted(found, key=lambda row: order.get(row["family"], len(FAMILIES)))
 
 
 def run(args):
@@ -43,6 +46,8 @@ def run(args):
     headers = list(table[0])
     widths = [max(len(h), *(len(str(r[h])) for r in table)) for h in headers]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-    for row in table:
+    for index, row in enumerate(table):
+        if index and row["family"] != table[index - 1]["family"]:
+            print()
         print("  ".join(str(row[h]).ljust(w) for h, w in zip(headers, widths)))
     return 0
