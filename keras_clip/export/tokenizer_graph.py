@@ -127,6 +127,9 @@ def _entity_table():
     pairs += [(f"&{n}(?!;)", html.unescape(f"&{n}")) for n in ["amp", "lt", "gt", "quot", "nbsp",
                                                           "copy", "reg", "not"]]
     pairs += [("&#0;", "\ufffd")]
+    # A surrogate code point (hex or decimal) is one replacement character.
+    pairs += [(r"&#[xX][dD][89a-fA-F][0-9a-fA-F]{2};(?!;)", "\ufffd"),
+              (r"&#(?:55[3-9]\d\d|56\d\d\d|57[0-2]\d\d|573[0-3]\d|5734[0-3]);(?!;)", "\ufffd")]
     return [(e, t) for e, t in pairs if e != t]
 
 
@@ -281,7 +284,8 @@ def _mojibake_sequence():
     """UTF-8 byte sequences (valid ones) read as windows-1252: what ftfy repairs."""
     cont = _byte_class(0x80, 0xBF)
     lead = {b: _byte_class(b, b) for b in range(0xC2, 0xF5)}
-    two = _byte_class(0xC2, 0xDF) + cont
+    # Not after "×" (0xD7): ftfy leaves "×·", "×»", ... (Hebrew in UTF-8) alone.
+    two = _alternation([c for b in range(0xC2, 0xE0) if b != 0xD7 for c in _sloppy_1252(b)]) + cont
     three = "|".join([
         lead[0xE0] + _byte_class(0xA0, 0xBF) + cont,
         _alternation([c for b in list(range(0xE1, 0xED)) + [0xEE, 0xEF] for c in _sloppy_1252(b)])
