@@ -338,10 +338,17 @@ def test_truncated_local_safetensors_is_a_clear_error(tmp_path, checkpoint):
 def test_bundled_weight_sources_are_well_formed():
     sources = download.weight_sources()
     assert sorted(sources) == keras_clip.list_presets()
+    openai = {"rn50", "rn101", "rn50x4", "rn50x16", "rn50x64", "vit_b32", "vit_b16", "vit_l14",
+              "vit_l14_336"}
+    assert openai <= set(sources)
     for name, source in sources.items():
-        assert source["repo_id"].startswith("timm/") and source["repo_id"].endswith(".openai")
-        assert "_clip" in source["repo_id"], name
-        assert source["filename"] == FILENAME
+        if name in openai:
+            assert source["repo_id"].startswith("timm/") and source["repo_id"].endswith(".openai")
+            assert "_clip" in source["repo_id"], name
+            assert source["filename"] == FILENAME
+        else:  # open_clip's own releases (LAION, DataComp, DFN, ...)
+            assert source["repo_id"].count("/") == 1, name
+            assert source["filename"] in (FILENAME, "open_clip_pytorch_model.bin"), name
         revision, sha256 = source["revision"], source["sha256"]
         assert revision == "main" or (len(revision) == 40 and int(revision, 16) >= 0), name
         if sha256 is not None:
