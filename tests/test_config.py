@@ -41,6 +41,49 @@ def test_preset_configs_match_the_published_architectures(name):
     assert (text.context_length, text.vocab_size) == (77, 49408)
 
 
+# Facts from open_clip 3.3.0's model_configs/*.json (head_width, mlp_ratio) and
+# pretrained.py (quick_gelu): (image size, width, layers, patch, heads, MLP,
+# text width, text heads, text layers, embed, activation).
+_B32 = (224, 768, 12, 32, 12, 3072, 512, 8, 12, 512)
+_B16 = (224, 768, 12, 16, 12, 3072, 512, 8, 12, 512)
+_L14 = (224, 1024, 24, 14, 16, 4096, 768, 12, 12, 768)
+_H14 = (224, 1280, 32, 14, 16, 5120, 1024, 16, 24, 1024)  # head width 80
+OPEN_EXPECTED = {
+    "vit_b32_laion2b": _B32 + ("gelu",),
+    "vit_b32_datacomp_xl": _B32 + ("gelu",),
+    "vit_b32_metaclip_fullcc": _B32 + ("quick_gelu",),
+    "vit_b16_laion2b": _B16 + ("gelu",),
+    "vit_b16_datacomp_xl": _B16 + ("gelu",),
+    "vit_b16_dfn2b": _B16 + ("quick_gelu",),
+    "vit_l14_laion2b": _L14 + ("gelu",),
+    "vit_l14_datacomp_xl": _L14 + ("gelu",),
+    "vit_l14_dfn2b": _L14 + ("quick_gelu",),
+    "vit_l14_metaclip_fullcc": _L14 + ("quick_gelu",),
+    "vit_h14_laion2b": _H14 + ("gelu",),
+    "vit_h14_dfn5b": _H14 + ("quick_gelu",),
+    "vit_h14_metaclip_fullcc": _H14 + ("quick_gelu",),
+    "vit_h14_378_dfn5b": (378,) + _H14[1:] + ("quick_gelu",),
+    # ViT-g: head width 88, mlp_ratio 4.3637 -> int(1408 * 4.3637) = 6144
+    "vit_g14_laion2b": (224, 1408, 40, 14, 16, 6144, 1024, 16, 24, 1024, "gelu"),
+    # ViT-bigG: head width 104, mlp_ratio 4.9231 -> int(1664 * 4.9231) = 8192
+    "vit_bigg14_laion2b": (224, 1664, 48, 14, 16, 8192, 1280, 20, 32, 1280, "gelu"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPEN_EXPECTED))
+def test_open_preset_configs_match_open_clip(name):
+    size, width, layers, patch, heads, mlp, t_width, t_heads, t_layers, embed, act = (
+        OPEN_EXPECTED[name])
+    config = preset_config(name)
+    vision, text = config.vision, config.text
+    assert (vision.image_size, vision.width, vision.layers, vision.patch_size) == (
+        size, width, layers, patch)
+    assert (vision.heads, vision.mlp_dim, vision.activation) == (heads, mlp, act)
+    assert (text.width, text.heads, text.layers, text.mlp_dim, text.activation) == (
+        t_width, t_heads, t_layers, 4 * t_width, act)
+    assert (config.embed_dim, text.context_length, text.vocab_size) == (embed, 77, 49408)
+
+
 def test_config_round_trips_through_json(tmp_path):
     config = preset_config("rn50x4")
     config.to_json(tmp_path / "config.json")

@@ -15,6 +15,7 @@ import pytest
 from keras import ops
 
 import keras_clip
+from keras_clip.presets.download import weight_sources
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "parity")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,7 +82,8 @@ REFERENCE_PYTHON = os.environ.get("KERAS_CLIP_REFERENCE_PYTHON")
 
 
 @pytest.mark.large
-@pytest.mark.parametrize("preset", keras_clip.list_presets())
+@pytest.mark.parametrize("preset", [n for n, s in weight_sources().items()
+                                    if s["family"] == "OpenAI"])  # open ones: test_presets_open
 def test_full_size_parity_with_open_clip(preset, tmp_path):
     if not REFERENCE_PYTHON:
         pytest.skip("set KERAS_CLIP_REFERENCE_PYTHON to a python with open_clip installed")
