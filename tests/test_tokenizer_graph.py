@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("onnxruntime_extensions")
 
-import keras_clip  # noqa: E402
-from keras_clip.export.tokenizer_graph import (  # noqa: E402
+import keras_clip
+from keras_clip.export.tokenizer_graph import (
     export_tokenizer_graph,
     tokenizer_session,
 )
@@ -40,8 +40,8 @@ def test_corpus_agreement(session):
     ids = _run(session, corpus)
     assert ids.dtype == np.int32 and ids.shape == (len(corpus), 77)
     agreement = float((ids == ref).all(axis=1).mean())
-    # Measured: 5,937 / 6,020 rows (98.6%); the rest by category in export/README.md.
-    assert agreement >= 0.98, agreement
+    # Measured: 5,951 / 6,020 rows (98.85%); the rest by category in export/README.md.
+    assert agreement >= 0.988, agreement
 
 
 def test_truncation_keeps_end_token_last(session, reference):
@@ -66,6 +66,9 @@ def test_zero_padding(session):
     "\uff76\uff80\uff76\uff85 \uff8a\uff9e",   # half-width katakana
     "the year 1970 and \u0661\u0662\u0663",    # one word per digit
     "it 's the cat's <end_of_text> toy",       # contractions, special token
+    "caf\u00c3\u00a9 and caf\u00c3\u0192\u00c2\u00a9",  # UTF-8 read as windows-1252, once and twice
+    "a\x00b &#xD83D; 'ſ <ſtart_of_text>",    # NUL, surrogate entity, the fold of ſ
+    "\u0130STANBUL \u03a9MEGA \u0411\u041e\u0420\u0429",  # lowercase beyond Latin-1
 ])
 def test_non_ascii_equals_reference(session, reference, text):
     np.testing.assert_array_equal(_run(session, [text]), reference([text]))
@@ -79,3 +82,10 @@ def test_empty_batch(session):
 def test_context_length_checked(tmp_path):
     with pytest.raises(ValueError, match="context_length"):
         export_tokenizer_graph(str(tmp_path / "t.onnx"), context_length=1)
+
+
+def test_non_utf8_fails(session):
+    import onnxruntime
+
+    with pytest.raises(onnxruntime.capi.onnxruntime_pybind11_state.Fail, match="UTF-8"):
+        session.run(None, {"texts": np.array([b"caf\xe9"], dtype="S")})

@@ -1,22 +1,25 @@
 """`text_tokenizer.onnx`: CLIP's tokenizer as an ONNX graph (strings -> token ids).
 
 The graph runs on ONNX Runtime with the onnxruntime-extensions custom-op library
-registered. Steps (each an ONNX node, see `_cleaning_nodes` / `_post_nodes`):
+registered (`tokenizer_session`). Steps, in node order:
 
-1. A subset of ftfy's fixes as literal replacements (`StringRegexReplace`, RE2):
-   curly quotes, control characters, full-width forms, ligatures, line separators.
-2. HTML unescaping of the common named and numeric entities, twice (`&amp;lt;`).
-3. Whitespace collapse and strip (Python's `str.split` whitespace set), lowercase.
-4. OpenAI's word split (the same pattern as `keras_clip.tokenizer`), with a
-   newline after every word: the `CLIPTokenizer` op's own split (GPT-2 style,
-   digit runs kept together, a space glued to the next word) then sees one
-   word per line and cannot split differently.
-5. onnxruntime-extensions' `CLIPTokenizer` op on the bundled vocabulary (BPE,
-   start and end tokens), then plain ONNX ops: zero padding to
-   `context_length`, truncation that keeps the end token last, int32.
+1. NUL characters deleted (`_drop_nul`).
+2. On rows that are not plain ASCII only (`_only_where_needed`): ftfy's fixes in
+   ftfy's order as `StringECMARegexReplace` steps — HTML entities, UTF-8 read as
+   windows-1252 (`_mojibake_nodes`), deleted control characters, a lookup table
+   (curly quotes, C1 controls, full-width forms, ligatures, half-width kana) —
+   then the reference's two HTML unescapes. (`StringRegexReplace`, the RE2 op,
+   does nothing in the 0.15.2 wheel; std::regex works on bytes, hence the
+   byte tries of `_alternation`.)
+3. Whitespace collapse and strip, Unicode lowercase (`StringNormalizer`).
+4. `_word_nodes`: spaces and newlines that make the `CLIPTokenizer` op's word
+   split (GPT-2 style) equal OpenAI's; `_FOLDED_WORDS` through sentinels.
+5. The `CLIPTokenizer` op on the bundled vocabulary, the sentinel ids swapped
+   (`_sentinel_nodes`), then zero padding to `context_length`, truncation that
+   keeps the end token last, int32 (`_post_nodes`).
 
-What it cannot do (mojibake repair, NFC, entities outside the table) is counted
-in export/README.md ("tokenizer graph").
+What it cannot do (ftfy's heuristics, NFC, numeric entities outside the table)
+is counted in export/README.md ("The tokenizer graph").
 """
 
 import html
@@ -56,7 +59,7 @@ def _alternation(chars):
             node = node.setdefault(byte, {})
 
     def emit(node):
-        parts = ["\\x%02x" % byte + (emit(child) if child else "")
+        parts = [f"\\x{byte:02x}" + (emit(child) if child else "")
                  for byte, child in sorted(node.items())]
         return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
 
@@ -319,7 +322,7 @@ def _mojibake_nodes(builder):
             builder.replace(_alternation(special) + _IN_SPAN, b"\x03" + bytes([byte]))
     builder.replace("\\x03([\\x80-\\xbf])", "$1")
     for byte in range(0xC0, 0x100):
-        builder.replace("\\x04\\x%02x" % (byte - 0x40), bytes([byte]))
+        builder.replace(f"\\x04\\x{byte - 0x40:02x}", bytes([byte]))
     builder.replace("\\x01|\\x02", "")
 
 
@@ -343,7 +346,7 @@ def _word_nodes(builder):
     for name, token in (("start", _OP_START), ("end", _OP_END)):
         builder.replace(f"(^|[^{_ASCII_PUNCTUATION}])<{name}_of_text>", _rewrite_keep(f" {token} "))
     builder.replace(_DIGITS, "$& ")
-    builder.replace(f"([^{_ASCII_PUNCTUATION}]) '(s|t|re|ve|m|ll|d)", "$1\n'$2")
+    builder.replace(f"([^ {_ASCII_PUNCTUATION}]) +'(s|t|re|ve|m|ll|d)", "$1\n'$2")
     # The op crashes (segfault, 0.15.2) on a space before a special token.
     builder.replace(r" +(<\|(?:start|end)oftext\|>)", "$1")
 
