@@ -1,13 +1,15 @@
-"""`python -m clip_edge` / `clip-edge`: embed images or texts, classify images.
+"""`python -m clip_edge` / `clip-edge`: embed images or texts, classify images, verify a folder.
 
 Bad input (a missing or tampered folder, a missing or unreadable image, no
 labels, ...) ends with one `clip-edge: error: ...` line naming the file or flag
-and exit code 2, never a traceback.
+and exit code 2, never a traceback. `verify` exits 1 when a number is below
+the manifest's thresholds.
 
 Examples:
     $ python -m clip_edge embed vit_b32_export --images photos/ --out photos.npy
     $ python -m clip_edge embed vit_b32_export --texts captions.txt --out captions.npy
     $ python -m clip_edge classify vit_b32_export --labels cat,dog,car photos/*.jpg
+    $ python -m clip_edge verify vit_b32_export --runtime litert --precision int8
 """
 
 import argparse
@@ -75,22 +77,41 @@ def _batches(items, size):
         yield items[start : start + size]
 
 
+RUNTIME_OPTIONS = (
+    ("--runtime", "onnx", ("onnx", "litert"), "ONNX Runtime or LiteRT towers"),
+    ("--precision", "fp32", ("fp32", "fp16", "int8"), "tower variant"),
+    ("--preprocess", None, ("graph", "python"), "default: graph when the folder has the graphs"),
+)
+
+
+def _runtime_options(parser, top_level):
+    """Adds RUNTIME_OPTIONS; on sub-commands their default is SUPPRESS, so either place works."""
+    for flag, default, choices, text in RUNTIME_OPTIONS:
+        parser.add_argument(flag, default=default if top_level else argparse.SUPPRESS, choices=choices,
+                            help=text)
+
+
 def _parser():
-    parser = argparse.ArgumentParser(prog="clip-edge", description="CLIP on ONNX Runtime.")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    parser = argparse.ArgumentParser(prog="clip-edge", description="CLIP on ONNX Runtime or LiteRT.")
+    _runtime_options(parser, True)
     parser.add_argument("--batch-size", type=int, default=16)
     commands = parser.add_subparsers(dest="command", required=True)
-    embed = commands.add_parser("embed", help="embed images or texts to .npy")
+    options = argparse.ArgumentParser(add_help=False)
+    _runtime_options(options, False)
+    embed = commands.add_parser("embed", parents=[options], help="embed images or texts to .npy")
     embed.add_argument("folder", help="export folder (manifest.json)")
     source = embed.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", nargs="+", help="image files or folders")
     source.add_argument("--texts", help="a text file, one caption per line")
     embed.add_argument("--out", required=True, help="output .npy (unit-norm rows)")
-    classify = commands.add_parser("classify", help="zero-shot classification")
+    classify = commands.add_parser("classify", parents=[options], help="zero-shot classification")
     classify.add_argument("folder")
     classify.add_argument("images", nargs="+", help="image files or folders")
     classify.add_argument("--labels", required=True, help="comma-separated labels, or a file with one per line")
     classify.add_argument("--template", action="append", help="e.g. 'a photo of a {}.' (repeatable)")
+    verify = commands.add_parser("verify", parents=[options],
+                                 help="run the folder's conformance file; exit 1 below its thresholds")
+    verify.add_argument("folder")
     return parser
 
 
@@ -122,21 +143,31 @@ def _classify(edge, args):
             print(json.dumps({"image": path, "label": labels[best], "probability": float(row[best])}))
 
 
+def _verify(edge, args):
+    """Prints the conformance lines; returns 0 on PASS, 1 on FAIL."""
+    result = edge.verify()
+    print("\n".join(result.lines()))
+    return 0 if result.passed else 1
+
+
+COMMANDS = {"embed": _embed, "classify": _classify, "verify": _verify}
+
+
 def main(argv=None):
-    """Entry point; returns the exit code (2 on bad input)."""
+    """Entry point; returns the exit code (2 on bad input, 1 when `verify` fails)."""
     from clip_edge.runtime import ClipEdge
 
     args = _parser().parse_args(argv)
     try:
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, received {args.batch_size}.")
-        edge = ClipEdge(args.folder, precision=args.precision)
-        (_embed if args.command == "embed" else _classify)(edge, args)
+        edge = ClipEdge(args.folder, runtime=args.runtime, precision=args.precision,
+                        preprocess=args.preprocess)
+        return COMMANDS[args.command](edge, args) or 0
     except USER_ERRORS as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"clip-edge: error: {message}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

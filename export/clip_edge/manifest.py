@@ -85,8 +85,9 @@ def check_manifest(folder, manifest):
     """Raises ValueError naming the field unless the manifest can be used safely.
 
     Checks the fields `ClipEdge` reads (image size, mean, std, context length,
-    vocabulary, a finite positive logit scale, each file's SHA-256) and that
-    every listed path resolves inside `folder`.
+    vocabulary, a finite positive logit scale, each file's SHA-256; when present,
+    the LiteRT towers, graphs and conformance thresholds) and that every listed
+    path resolves inside `folder`.
     """
     where = os.path.join(folder, MANIFEST_FILE)
     if _field(manifest, "image.size", int, where) < 1:
@@ -108,11 +109,38 @@ def check_manifest(folder, manifest):
         sha = entry.get("sha256") if isinstance(entry, dict) else None
         if not isinstance(sha, str) or not SHA256.fullmatch(sha):
             raise ValueError(f"{where}: files[{name!r}].sha256 must be 64 hex digits, received {sha!r:.80}.")
-    for tower, variants in _field(manifest, "onnx", dict, where).items():
+    _check_towers(folder, manifest, "onnx", where)
+    _check_optional(folder, manifest, where)
+
+
+def _check_towers(folder, manifest, runtime, where):
+    """`manifest[runtime]` maps each tower to `{precision: file}`, every file inside `folder`."""
+    for tower, variants in _field(manifest, runtime, dict, where).items():
         if not isinstance(variants, dict):
-            raise ValueError(f"{where}: onnx.{tower} must map precisions to files, received {variants!r:.80}.")
+            raise ValueError(f"{where}: {runtime}.{tower} must map precisions to files, received {variants!r:.80}.")
         for precision, name in variants.items():
-            resolve(folder, name, f"onnx.{tower}.{precision}")
+            resolve(folder, name, f"{runtime}.{tower}.{precision}")
+
+
+def _check_optional(folder, manifest, where):
+    """The keys newer exports add (`litert`, `graphs`, `conformance`), when present."""
+    if "litert" in manifest:
+        _check_towers(folder, manifest, "litert", where)
+    if "graphs" in manifest:
+        for key, name in _field(manifest, "graphs", dict, where).items():
+            resolve(folder, name, f"graphs.{key}")
+    if "conformance" in manifest:
+        resolve(folder, _field(manifest, "conformance.file", str, where), "conformance.file")
+        for precision, values in _field(manifest, "conformance.thresholds", dict, where).items():
+            if not isinstance(values, dict) or not all(_fraction(v) for v in values.values()):
+                raise ValueError(f"{where}: conformance.thresholds.{precision} must map towers to "
+                                 f"numbers in [0, 1], received {values!r:.80}.")
+        if not _fraction(_field(manifest, "conformance.token_agreement", (int, float), where)):
+            raise ValueError(f"{where}: conformance.token_agreement must be a number in [0, 1].")
+
+
+def _fraction(value):
+    return _finite(value) and 0 <= value <= 1
 
 
 def _finite(value):

@@ -9,7 +9,7 @@ Pixel values: uint8 arrays and 8-bit PIL images as they are; 16-bit data
 scaled to 8 bits as `round(value / 257)` rather than clipped (as
 keras_clip's `ImagePreprocessor`). Pillow itself decodes 16-bit RGB(A) PNGs to
 8 bits (the high byte). Float data, PIL mode `F` and other dtypes are refused
-with a ValueError.
+with a ValueError. Encoded file bytes (JPEG, PNG, ...) are decoded by Pillow.
 
 Example:
     >>> import numpy as np
@@ -17,10 +17,11 @@ Example:
     (1, 224, 224, 3)
 """
 
+import io
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
@@ -52,16 +53,26 @@ def _eight_bit_pil(image):
     return Image.fromarray(sixteen_to_eight(array))
 
 
+def _open(source, what):
+    """A decoded 8-bit PIL image from a path or a file object; `what` names it in errors."""
+    try:
+        with Image.open(source) as opened:
+            opened.load()
+            return _eight_bit_pil(opened.copy())
+    except UnidentifiedImageError as error:
+        raise ValueError(f"{what} is not an image file Pillow can decode (JPEG, PNG, ...).") from error
+
+
 def to_pil(image):
-    """A path, PIL image or uint8 / uint16 HWC / HW array -> 8-bit PIL image."""
+    """A path, file bytes, PIL image or uint8 / uint16 HWC / HW array -> 8-bit PIL image."""
     if isinstance(image, Image.Image):
         return _eight_bit_pil(image)
     if isinstance(image, (str, os.PathLike)):
         if not os.path.isfile(image):
             raise ValueError(f"No image file at {os.fspath(image)!r}.")
-        with Image.open(image) as opened:
-            opened.load()
-            return _eight_bit_pil(opened.copy())
+        return _open(image, repr(os.fspath(image)))
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _open(io.BytesIO(image), f"{len(image)} bytes")
     array = np.asarray(image)
     if array.dtype.kind == "u" and array.dtype.itemsize == 2:
         array = sixteen_to_eight(array)
@@ -96,12 +107,35 @@ def resize_crop(image, size, mean=MEAN, std=STD):
     return (pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
 
 
-def preprocess(images, size, mean=MEAN, std=STD):
-    """A list of paths / PIL images / uint8 or uint16 arrays -> float32 `(B, size, size, 3)`."""
+def image_list(images):
+    """`images` as a list: a list/tuple, a 4-D array (a batch) or one image.
+
+    Example:
+        >>> len(image_list(np.zeros((2, 5, 5, 3), np.uint8)))
+        2
+    """
     if isinstance(images, np.ndarray) and images.ndim == 4:
-        images = list(images)
-    elif not isinstance(images, (list, tuple)):
-        images = [images]
+        return list(images)
+    if not isinstance(images, (list, tuple)):
+        return [images]
+    return list(images)
+
+
+def each_image(images, function):
+    """`[function(image) for image in images]`; a ValueError names the image as `images[i]`."""
+    results = []
+    for index, image in enumerate(images):
+        try:
+            results.append(function(image))
+        except ValueError as error:
+            raise ValueError(f"images[{index}]: {error}") from error
+    return results
+
+
+def preprocess(images, size, mean=MEAN, std=STD):
+    """Paths / file bytes / PIL images / uint8 or uint16 arrays -> float32 `(B, size, size, 3)`."""
+    images = image_list(images)
     if not images:
         raise ValueError("Received no images.")
-    return np.stack([resize_crop(to_pil(i), size, mean, std) for i in images]).astype(np.float32)
+    pixels = each_image(images, lambda image: resize_crop(to_pil(image), size, mean, std))
+    return np.stack(pixels).astype(np.float32)

@@ -1,40 +1,26 @@
-"""`ClipEdge`: CLIP towers exported by keras_clip, run with ONNX Runtime."""
+"""`ClipEdge`: CLIP towers exported by keras_clip, run with ONNX Runtime or LiteRT."""
 
 import os
 import string
 
 import numpy as np
 
+from clip_edge.graphs import GraphPreprocessor, GraphTokenizer, session_for
 from clip_edge.manifest import read_manifest, resolve
 from clip_edge.manifest import verify as verify_sha256
 from clip_edge.preprocess import preprocess
 from clip_edge.tokenizer import Tokenizer
+from clip_edge.towers import load_towers, tower_files
+from clip_edge.verify import check_conformance
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
-
-
-def default_providers():
-    """CUDA first when this onnxruntime build has it, then CPU."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    preferred = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return [p for p in preferred if p in available] or available
+PREPROCESS = ("graph", "python")
+GRAPHS = {"text_tokenizer": "text_tokenizer.onnx", "image_preprocessor": "image_preprocessor.onnx"}
 
 
 def normalize(x):
     """Rows divided by their L2 norm."""
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def _session(path, options, providers):
-    """An onnxruntime session; a file it cannot load is a ValueError naming it."""
-    import onnxruntime as ort
-
-    try:
-        return ort.InferenceSession(path, options, providers=providers)
-    except Exception as error:  # onnxruntime's errors derive from Exception only
-        raise ValueError(f"ONNX Runtime cannot load {path}: {error}") from error
 
 
 def _check_template(template):
@@ -47,63 +33,92 @@ def _check_template(template):
         raise ValueError(f"Each template must be a str with exactly one '{{}}', received {template!r:.80}.")
 
 
+def has_graphs(manifest):
+    """Whether the manifest lists both pre-processing graphs (folders exported before them do not)."""
+    graphs = manifest.get("graphs") or {}
+    return all(key in graphs for key in GRAPHS)
+
+
+def preprocess_path(folder, manifest, preprocess):
+    """`preprocess` checked; `None` means "graph" when the manifest lists the graphs, else "python"."""
+    if preprocess is None:
+        return "graph" if has_graphs(manifest) else "python"
+    if preprocess not in PREPROCESS:
+        raise ValueError(f"preprocess must be one of {PREPROCESS}, received {preprocess!r:.40}.")
+    if preprocess == "graph" and not has_graphs(manifest):
+        raise ValueError(f"{folder} predates the pre-processing graphs (its manifest lists no "
+                         f"{' / '.join(GRAPHS.values())}): use preprocess='python' or re-export.")
+    return preprocess
+
+
 class ClipEdge:
-    """Loads an export folder (manifest.json + ONNX towers) and runs CLIP with it.
+    """Loads an export folder (manifest.json + towers) and runs CLIP with it.
 
     Args:
         folder: the folder `keras-clip export` wrote.
-        providers: onnxruntime providers; default CUDA first when available, then CPU.
+        runtime: `"onnx"` (ONNX Runtime) or `"litert"` (the `.tflite` towers, with
+            ai-edge-litert: `pip install "clip-edge[litert]"`).
         precision: `"fp32"`, `"fp16"` or `"int8"` (that variant must have been exported).
+        preprocess: `"graph"` (`text_tokenizer.onnx` and `image_preprocessor.onnx`),
+            `"python"` (the Python tokenizer and PIL), or `None`: "graph" when the
+            manifest lists the graphs, else "python".
+        providers: onnxruntime providers for the ONNX towers; default CUDA first
+            when available, then CPU.
         verify: check each loaded file's SHA-256 against the manifest (default True).
 
     Example:
-        >>> edge = ClipEdge("vit_b32_export")  # doctest: +SKIP
+        >>> edge = ClipEdge("vit_b32_export", runtime="litert", precision="int8")  # doctest: +SKIP
         >>> probs = edge.zero_shot(["cat.jpg"], ["cat", "dog"])  # doctest: +SKIP
         >>> probs.shape  # doctest: +SKIP
         (1, 2)
     """
 
-    def __init__(self, folder, providers=None, precision="fp32", verify=True):
-        import onnxruntime as ort
-
+    def __init__(self, folder, *, runtime="onnx", precision="fp32", preprocess=None, providers=None,
+                 verify=True):
         self.folder = os.fspath(folder)
         self.manifest = read_manifest(self.folder)
-        onnx_files = self.manifest.get("onnx", {})
-        files = {}
-        for tower in ("image_encoder", "text_encoder"):
-            variants = onnx_files.get(tower, {})
-            if precision not in variants:
-                raise ValueError(
-                    f"No {precision} {tower} in {self.folder}; the manifest lists "
-                    f"{sorted(variants) or 'none'}. Export with --{precision} or pick another."
-                )
-            files[tower] = variants[precision]
-        vocabulary = self.manifest["text"]["vocabulary"]
+        self.runtime, self.precision, self._check_sha256 = runtime, precision, verify
+        self.preprocessing = preprocess_path(self.folder, self.manifest, preprocess)
+        towers = tower_files(self.folder, self.manifest, runtime, precision)
         if verify:
-            verify_files = [files["image_encoder"], files["text_encoder"], vocabulary]
-            verify_files += [f + ".data" for f in files.values() if f + ".data" in self.manifest["files"]]
-            verify_sha256(self.folder, self.manifest, verify_files)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = list(providers) if providers is not None else default_providers()
-        self._image, self._text = (
-            _session(resolve(self.folder, files[tower], f"onnx.{tower}.{precision}"), options, providers)
-            for tower in ("image_encoder", "text_encoder")
-        )
+            verify_sha256(self.folder, self.manifest, self._needed_files(towers))
+        self._image, self._text = load_towers(self.folder, self.manifest, runtime, precision, providers)
         self.image_size = int(self.manifest["image"]["size"])
         self.mean = tuple(self.manifest["image"]["mean"])
         self.std = tuple(self.manifest["image"]["std"])
         self.context_length = int(self.manifest["text"]["context_length"])
         self.logit_scale = float(self.manifest["logit_scale"])
-        self.tokenizer = Tokenizer(resolve(self.folder, vocabulary, "text.vocabulary"), self.context_length)
-        self.embed_dim = int(self._text.get_outputs()[0].shape[-1])
+        self.embed_dim = self._text.embed_dim
+        if self.preprocessing == "graph":
+            self.tokenizer = GraphTokenizer(self._graph("text_tokenizer", True), self.context_length)
+            self._graph_preprocessor = GraphPreprocessor(self._graph("image_preprocessor", False))
+        else:
+            vocabulary = resolve(self.folder, self.manifest["text"]["vocabulary"], "text.vocabulary")
+            self.tokenizer = Tokenizer(vocabulary, self.context_length)
+
+    def _needed_files(self, towers):
+        """The manifest's files this runtime and pre-processing path will open."""
+        names = list(towers.values())
+        names += [name + ".data" for name in towers.values() if name + ".data" in self.manifest["files"]]
+        if self.preprocessing == "graph":
+            return names + [self.manifest["graphs"][key] for key in GRAPHS]
+        return names + [self.manifest["text"]["vocabulary"]]
+
+    def _graph(self, key, custom_ops):
+        path = resolve(self.folder, self.manifest["graphs"][key], f"graphs.{key}")
+        return session_for(path, ["CPUExecutionProvider"], custom_ops)
 
     @property
     def providers(self):
-        return self._image.get_providers()
+        return self._image.providers
 
     def preprocess(self, images):
-        """Paths / PIL images / uint8 arrays -> float32 `(B, S, S, 3)`."""
+        """Paths / file bytes / PIL images / uint8 arrays -> float32 `(B, S, S, 3)`.
+
+        Runs `image_preprocessor.onnx` on the graph path, PIL on the Python path.
+        """
+        if self.preprocessing == "graph":
+            return self._graph_preprocessor(images)
         return preprocess(images, self.image_size, self.mean, self.std)
 
     def encode_pixels(self, pixels, normalized=False):
@@ -116,11 +131,11 @@ class ClipEdge:
             raise ValueError(f"Expected preprocessed images {expected}; received dtype {pixels.dtype}.")
         if len(pixels) == 0:
             return self._empty()
-        outputs = self._image.run(None, {"images": pixels.astype(np.float32)})
+        outputs = self._image.run(pixels.astype(np.float32))
         return outputs[1] if normalized else outputs[0]
 
     def encode_images(self, images, normalized=False):
-        """Images (paths, PIL images or uint8 HWC arrays) -> embeddings `(B, D)`.
+        """Images (paths, file bytes, PIL images or uint8 HWC arrays) -> embeddings `(B, D)`.
 
         `normalized=True` returns unit-norm rows; otherwise the projected embeddings
         (as `keras_clip.CLIP.encode_image`). An empty list gives a `(0, D)` array.
@@ -130,7 +145,7 @@ class ClipEdge:
         return self.encode_pixels(self.preprocess(images), normalized)
 
     def tokenize(self, texts):
-        """Captions -> int32 `(B, 77)` ids (identical to `keras_clip.CLIPTokenizer`)."""
+        """Captions -> int32 `(B, 77)` ids (`keras_clip.CLIPTokenizer`'s; see export/README.md for the graph's)."""
         return self.tokenizer(texts)
 
     def encode_texts(self, texts, normalized=False):
@@ -143,8 +158,20 @@ class ClipEdge:
         token_ids = self.tokenize(texts)
         if len(token_ids) == 0:
             return self._empty()
-        outputs = self._text.run(None, {"token_ids": token_ids})
+        outputs = self._text.run(token_ids)
         return outputs[1] if normalized else outputs[0]
+
+    def verify(self):
+        """Runs the folder's `conformance.npz` through this runtime and pre-processing path.
+
+        Returns a `clip_edge.verify.Conformance` (`.passed`, `.cosines`,
+        `.token_agreement`, `.lines()`); a folder exported without one is a ValueError.
+
+        Example:
+            >>> ClipEdge("vit_b32_export", runtime="litert").verify().passed  # doctest: +SKIP
+            True
+        """
+        return check_conformance(self, self._check_sha256)
 
     def _empty(self):
         return np.zeros((0, self.embed_dim), np.float32)

@@ -1,0 +1,115 @@
+"""The folder's pre-processing graphs: `text_tokenizer.onnx` and `image_preprocessor.onnx`.
+
+`GraphTokenizer` feeds captions (str) to the tokenizer graph, which needs the
+onnxruntime-extensions custom-op library (`pip install "clip-edge[cpu]"`
+installs it). `GraphPreprocessor` feeds raw uint8 images, one at a time, to
+the preprocessing graph (standard ONNX ops). Inputs are checked here first, so
+bad input is a one-line ValueError rather than an ONNX Runtime error.
+
+Example:
+    >>> tokenizer = GraphTokenizer(session_for("vit_b32_export/text_tokenizer.onnx", [], True))  # doctest: +SKIP
+    >>> tokenizer(["a photo of a cat"])[0, :7]  # doctest: +SKIP
+    array([49406,   320,  1125,   539,   320,  2368, 49407], dtype=int32)
+"""
+
+import glob
+import importlib.machinery
+import importlib.util
+import os
+
+import numpy as np
+
+from clip_edge.preprocess import each_image, image_list, to_pil
+
+EXTENSIONS_HINT = 'pip install "clip-edge[cpu]" (or onnxruntime-extensions)'
+
+
+def extensions_library():
+    """Path of onnxruntime-extensions' custom-op library, found without importing the package.
+
+    Importing `onnxruntime_extensions` pulls in torch when it is installed; the
+    shared library is all ONNX Runtime needs.
+    """
+    spec = importlib.util.find_spec("onnxruntime_extensions")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            found = glob.glob(os.path.join(glob.escape(folder), "_extensions_pydll" + suffix))
+            if found:
+                return found[0]
+    raise ValueError(f"text_tokenizer.onnx needs onnxruntime-extensions: {EXTENSIONS_HINT}.")
+
+
+def session_for(path, providers, custom_ops=False):
+    """An onnxruntime session for a graph; a file it cannot load is a ValueError naming it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if custom_ops:
+        options.register_custom_ops_library(extensions_library())
+    try:
+        return ort.InferenceSession(path, options, providers=providers)
+    except Exception as error:  # onnxruntime's errors derive from Exception only
+        raise ValueError(f"ONNX Runtime cannot load {path}: {error}") from error
+
+
+def check_texts(texts):
+    """`texts` as a list of str (a single str becomes a one-item list), else ValueError."""
+    if isinstance(texts, str):
+        return [texts]
+    if not isinstance(texts, (list, tuple)):
+        raise ValueError(f"texts must be a str or a list of str, received {type(texts).__name__}.")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"texts[{index}] must be a str, received {type(text).__name__}: {text!r:.60}.")
+    return list(texts)
+
+
+class GraphTokenizer:
+    """Captions -> int32 `(B, L)` token ids through `text_tokenizer.onnx`."""
+
+    def __init__(self, session, context_length):
+        self.session = session
+        self.context_length = context_length
+
+    def __call__(self, texts):
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, self.context_length), np.int32)
+        (ids,) = self.session.run(["token_ids"], {"texts": np.array(texts, dtype=object)})
+        return ids.astype(np.int32)
+
+
+# PIL modes the graph takes as they are (channels 1, 3, 4); others are converted.
+_GRAPH_MODES = {"L": "L", "RGB": "RGB", "RGBA": "RGBA", "LA": "RGBA", "1": "L"}
+
+
+def to_uint8(image):
+    """A path, file bytes, PIL image or uint8/uint16 array -> uint8 `(H, W, C)`, C in 1, 3, 4.
+
+    Uses the same checks and 16-bit rule as the Python path (`preprocess.to_pil`).
+
+    Example:
+        >>> to_uint8(np.zeros((5, 7), np.uint8)).shape
+        (5, 7, 1)
+    """
+    pil = to_pil(image)
+    mode = _GRAPH_MODES.get(pil.mode)
+    if mode is None:
+        mode = "RGBA" if pil.mode == "P" and "transparency" in pil.info else "RGB"
+    array = np.asarray(pil if pil.mode == mode else pil.convert(mode))
+    return np.ascontiguousarray(array[:, :, None] if array.ndim == 2 else array)
+
+
+class GraphPreprocessor:
+    """Images -> float32 `(B, S, S, 3)` through `image_preprocessor.onnx`, one image per run."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __call__(self, images):
+        images = image_list(images)
+        if not images:
+            raise ValueError("Received no images.")
+        pixels = each_image(images, lambda image: self.session.run(["images"], {"image": to_uint8(image)})[0])
+        return np.concatenate(pixels).astype(np.float32)
