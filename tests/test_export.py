@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_clip
 from keras_clip.digest import sha256_file
 from keras_clip.export import export_towers, read_manifest
 from keras_clip.export.manifest import FORMAT_VERSION
@@ -30,6 +31,7 @@ from keras_clip.export.parity import (
 )
 from keras_clip.export.saved_model import export_saved_model
 from keras_clip.models import CLIP
+from keras_clip.tokenizer import CLIPTokenizer
 from tests.conftest import tiny_config
 
 EXPORT_ROOT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "export")
@@ -297,6 +299,89 @@ def test_newer_manifest_format_is_rejected(exports, tmp_path):
         read_manifest(str(copy))
     with pytest.raises(ValueError, match=f"format_version {FORMAT_VERSION + 1}.*reads up to version"):
         _edge().ClipEdge(str(copy))
+
+
+def test_manifest_lists_graphs_litert_strings_and_conformance(exports):
+    _, directory, manifest = exports["vit"]
+    assert manifest["graphs"] == {"text_tokenizer": "text_tokenizer.onnx",
+                                  "image_preprocessor": "image_preprocessor.onnx"}
+    assert manifest["litert"]["image_encoder"] == {
+        "fp32": "image_encoder.tflite", "fp16": "image_encoder.fp16.tflite",
+        "int8": "image_encoder.int8.tflite"}
+    assert manifest["saved_model"]["text_encoder_strings"] == "text_encoder_strings"
+    assert manifest["conformance"]["towers"] == ["image_encoder", "text_encoder"]
+    assert manifest["conformance"]["thresholds"]["fp32"] == {"image": 0.999, "text": 0.9999}
+    listed = set(manifest["files"])
+    assert {"text_tokenizer.onnx", "image_preprocessor.onnx", "image_encoder.tflite",
+            "text_encoder.int8.tflite", "conformance.npz",
+            "text_encoder_strings/saved_model.pb"} <= listed
+    _, _, resnet = exports["resnet"]  # image tower only: no tokenizer graph, no text files
+    assert resnet["graphs"] == {"image_preprocessor": "image_preprocessor.onnx"}
+    assert resnet["conformance"]["towers"] == ["image_encoder"]
+
+
+def test_conformance_file_holds_keras_outputs(exports):
+    model, directory, _ = exports["vit"]
+    stored = np.load(os.path.join(directory, "conformance.npz"))
+    captions = [str(c) for c in stored["captions"]]
+    assert any(ord(ch) > 127 for c in captions for ch in c)  # non-ASCII captions included
+    np.testing.assert_array_equal(stored["token_ids"], CLIPTokenizer()(captions))
+    np.testing.assert_allclose(stored["text_embeddings"],
+                               model.encode_text(stored["token_ids"]), atol=1e-5)
+    images = [stored[f"image_{i}"] for i in range(int(stored["image_count"]))]
+    assert len({image.shape for image in images}) == len(images) >= 3  # several sizes
+    preprocess = keras_clip.ImagePreprocessor(model.image_size)
+    pixels = np.concatenate([preprocess(image) for image in images])
+    np.testing.assert_allclose(stored["image_embeddings"], model.encode_image(pixels), atol=1e-5)
+
+
+def _cosines(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def test_plain_onnxruntime_strings_and_raw_images_through_the_graphs(exports):
+    """What any ORT client does: strings -> tokenizer graph -> text tower; a raw uint8
+    image -> preprocessing graph -> image tower; equal to Keras on Python-preprocessed input."""
+    import onnxruntime as ort
+    import onnxruntime_extensions
+
+    model, directory, _ = exports["vit"]
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+
+    def session(name, opts=None):
+        return ort.InferenceSession(os.path.join(directory, name), opts,
+                                    providers=["CPUExecutionProvider"])
+
+    captions = ["a photo of a cat", "\u201ccurly quotes\u201d &amp; caf\u00e9", "東京の夜景"]
+    ids = session("text_tokenizer.onnx", options).run(
+        None, {"texts": np.array(captions, dtype=object)})[0]
+    np.testing.assert_array_equal(ids, CLIPTokenizer()(captions))
+    text = session("text_encoder.onnx").run(["embeddings"], {"token_ids": ids})[0]
+    assert _cosines(text, model.encode_text(CLIPTokenizer()(captions))).min() >= 0.9999
+    rng = np.random.default_rng(0)
+    preprocess_graph, image_tower = session("image_preprocessor.onnx"), session("image_encoder.onnx")
+    for shape in ((45, 70, 3), (32, 32, 3), (200, 9, 3)):
+        raw = rng.integers(0, 256, shape, dtype=np.uint8)
+        pixels = preprocess_graph.run(["images"], {"image": raw})[0]
+        embedding = image_tower.run(["embeddings"], {"images": pixels})[0]
+        expected = model.encode_image(keras_clip.ImagePreprocessor(model.image_size)(raw))
+        assert _cosines(embedding, expected).min() >= 0.999, shape
+
+
+@pytest.mark.parametrize("variant,threshold", [("fp32", 0.9999), ("fp16", 0.999), ("int8", 0.99)])
+def test_litert_files_written_by_export_towers(exports, variant, threshold):
+    from keras_clip.export.litert import run_litert
+
+    model, directory, manifest = exports["vit"]
+    for tower in ("image_encoder", "text_encoder"):
+        inputs = sample_inputs(model, tower, 3, seed=4)
+        embeddings, _ = run_litert(os.path.join(directory, manifest["litert"][tower][variant]),
+                                   inputs)
+        expected = getattr(model, "encode_image" if tower == "image_encoder" else "encode_text")(
+            inputs)
+        assert _cosines(embeddings, expected).min() >= threshold, (tower, variant)
 
 
 def test_export_argument_errors(exports, tmp_path):

@@ -79,21 +79,29 @@ def export_litert(model, directory, towers=TOWERS, fp16=False, int8=False, subpr
             f"LiteRT export converts TensorFlow graphs; the {backend} backend needs "
             "subprocess=True (a TensorFlow subprocess) or KERAS_BACKEND=tensorflow."
         )
-    variants = [v for v, wanted in zip(VARIANTS, (True, fp16, int8)) if wanted]
     os.makedirs(directory, exist_ok=True)
-    files = {}
     with tempfile.TemporaryDirectory() as staging:
         if backend == "tensorflow":
             export_saved_models(model, towers, staging)
         else:
             export_in_tensorflow_subprocess(model, towers, staging)
-        for name in towers:
-            files[name] = {}
-            for variant in variants:
-                path = litert_path(directory, name, variant)
-                with open(path, "wb") as handle:
-                    handle.write(convert_saved_model(os.path.join(staging, name), variant))
-                files[name][variant] = os.path.basename(path)
+        return litert_from_saved_models(staging, directory, towers, fp16, int8)
+
+
+def litert_from_saved_models(saved_models, directory, towers=TOWERS, fp16=False, int8=False):
+    """Converts the token-id/image SavedModels `saved_models/<tower>` into `directory`.
+
+    Returns `{tower: {variant: file name}}`, as `export_litert`.
+    """
+    variants = [v for v, wanted in zip(VARIANTS, (True, fp16, int8)) if wanted]
+    files = {}
+    for name in towers:
+        files[name] = {}
+        for variant in variants:
+            path = litert_path(directory, name, variant)
+            with open(path, "wb") as handle:
+                handle.write(convert_saved_model(os.path.join(saved_models, name), variant))
+            files[name][variant] = os.path.basename(path)
     return files
 
 

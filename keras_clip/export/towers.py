@@ -1,8 +1,12 @@
 """`export_towers`: both towers of one model into one folder, with its manifest.
 
-Writes `image_encoder.onnx` / `text_encoder.onnx` (plus `.fp16.onnx` /
-`.int8.onnx` on request), SavedModels `image_encoder/` / `text_encoder/`,
-the tokenizer vocabulary and `manifest.json`; see `keras_clip.export`.
+Writes, per format: ONNX `image_encoder.onnx` / `text_encoder.onnx` (plus
+`.fp16.onnx` / `.int8.onnx` on request) and the pre-processing graphs
+`text_tokenizer.onnx` / `image_preprocessor.onnx`; SavedModels
+`image_encoder/`, `text_encoder/` (plain TensorFlow) and
+`text_encoder_strings/` (needs tensorflow_text); LiteRT `<tower>.tflite` (plus
+`.fp16.tflite` / `.int8.tflite`). Always: the tokenizer vocabulary,
+`conformance.npz` and `manifest.json`; see `keras_clip.export`.
 
 Example:
     >>> from keras_clip.export import export_towers
@@ -16,12 +20,17 @@ import time
 
 import keras
 
+from keras_clip.export import conformance
+from keras_clip.export.litert import export_litert, litert_from_saved_models
 from keras_clip.export.manifest import VOCABULARY_FILE, file_entries, model_values, write_manifest
 from keras_clip.export.onnx_export import DEFAULT_OPSET, TOWERS, export_onnx
+from keras_clip.export.preprocessor_graph import export_preprocessor_graph
 from keras_clip.export.quantize import to_fp16, to_int8, variant_path
-from keras_clip.export.saved_model import export_saved_models
+from keras_clip.export.saved_model import STRINGS, export_saved_models
+from keras_clip.export.tokenizer_graph import export_tokenizer_graph
 
-FORMATS = ("saved_model", "onnx")
+FORMATS = ("saved_model", "onnx", "litert")
+GRAPH_FILES = {"text_tokenizer": "text_tokenizer.onnx", "image_preprocessor": "image_preprocessor.onnx"}
 
 
 def export_towers(
@@ -39,10 +48,10 @@ def export_towers(
     Args:
         model: a `keras_clip.CLIP`.
         directory: output folder (created; existing export files are replaced).
-        formats: any of `"saved_model"`, `"onnx"`.
-        opset: ONNX opset, >= 17.
-        fp16: also write `<tower>.fp16.onnx`.
-        int8: also write `<tower>.int8.onnx` (dynamic quantization).
+        formats: any of `"saved_model"`, `"onnx"`, `"litert"` (default: all).
+        opset: ONNX opset, >= 18 for the pre-processing graphs.
+        fp16: also write the fp16 variants (`<tower>.fp16.onnx` / `.fp16.tflite`).
+        int8: also write the int8 variants (dynamic quantization).
         architecture: name recorded in the manifest (defaults to the config's).
         towers: which towers, `("image_encoder", "text_encoder")` by default.
 
@@ -60,8 +69,9 @@ def export_towers(
     towers = (towers,) if isinstance(towers, str) else tuple(towers)
     if not towers or set(towers) - set(TOWERS):
         raise ValueError(f"`towers` must be a non-empty subset of {TOWERS}, received {towers}.")
-    if (fp16 or int8) and "onnx" not in formats:
-        raise ValueError("fp16/int8 variants are ONNX files: include 'onnx' in `formats`.")
+    if (fp16 or int8) and not {"onnx", "litert"} & set(formats):
+        raise ValueError("fp16/int8 variants are ONNX or LiteRT files: include 'onnx' or 'litert' "
+                         "in `formats`.")
     os.makedirs(directory, exist_ok=True)
 
     values = model_values(model, architecture)
@@ -80,26 +90,52 @@ def export_towers(
                     convert(path, variant_path(path, variant))
                     seconds[f"{name}.{variant}.onnx"] = time.perf_counter() - start
                     onnx_files[name][variant] = os.path.basename(variant_path(path, variant))
+    graphs = {}
+    if "onnx" in formats:
+        start = time.perf_counter()
+        graphs = _write_graphs(model, directory, towers)
+        seconds["graphs"] = time.perf_counter() - start
     if "saved_model" in formats:
-        for name in towers:
+        names = list(towers) + ([STRINGS] if "text_encoder" in towers else [])
+        for name in names:
             if os.path.isdir(os.path.join(directory, name)):
                 shutil.rmtree(os.path.join(directory, name))
             saved_models[name] = name
         start = time.perf_counter()
-        routes["saved_model"] = export_saved_models(model, towers, directory)
+        routes["saved_model"] = export_saved_models(model, names, directory)
         seconds["saved_model"] = time.perf_counter() - start
+    litert_files = {}
+    if "litert" in formats:
+        start = time.perf_counter()
+        if "saved_model" in formats:  # convert the SavedModels just written
+            litert_files = litert_from_saved_models(directory, directory, towers, fp16, int8)
+        else:
+            litert_files = export_litert(model, directory, towers, fp16=fp16, int8=int8)
+        seconds["litert"] = time.perf_counter() - start
+        routes["litert"] = "tf.lite converter" + ("" if keras.backend.backend() == "tensorflow"
+                                                  else " (TensorFlow subprocess)")
 
     from keras_clip.tokenizer import DEFAULT_VOCABULARY
 
     shutil.copyfile(DEFAULT_VOCABULARY, os.path.join(directory, VOCABULARY_FILE))
-    listed = [VOCABULARY_FILE]
-    for variants in onnx_files.values():
+    checked = conformance.write_conformance(
+        model, os.path.join(directory, conformance.CONFORMANCE_FILE), towers)
+    listed = [VOCABULARY_FILE, conformance.CONFORMANCE_FILE, *graphs.values()]
+    for variants in (*onnx_files.values(), *litert_files.values()):
         listed += list(variants.values())
     listed += list(saved_models.values())
     values.update(
         {
             "onnx": onnx_files,
+            "graphs": graphs,
+            "litert": litert_files,
             "saved_model": saved_models,
+            "conformance": {
+                "file": conformance.CONFORMANCE_FILE,
+                "towers": list(checked),
+                "thresholds": conformance.THRESHOLDS,
+                "token_agreement": conformance.TOKEN_AGREEMENT,
+            },
             "files": file_entries(directory, listed),
             "exporter": {
                 "backend": keras.backend.backend(),
@@ -112,6 +148,20 @@ def export_towers(
     )
     write_manifest(directory, values)
     return values
+
+
+def _write_graphs(model, directory, towers):
+    """The ONNX pre-processing graphs for `towers`: `{graph name: file name}`."""
+    graphs = {}
+    if "text_encoder" in towers:
+        name = GRAPH_FILES["text_tokenizer"]
+        export_tokenizer_graph(os.path.join(directory, name), model.context_length)
+        graphs["text_tokenizer"] = name
+    if "image_encoder" in towers:
+        name = GRAPH_FILES["image_preprocessor"]
+        export_preprocessor_graph(os.path.join(directory, name), model.image_size)
+        graphs["image_preprocessor"] = name
+    return graphs
 
 
 def _onnx_metadata(values):
