@@ -78,9 +78,8 @@ def from_preset(preset, weights=True, dtype=None, config=None, **model_kwargs):
         config = config_match.choose_config(state_dict, inferred, preset, config)
     else:
         raise ValueError(
-            f"Unknown preset {preset!r}: not a built-in name and no such file or folder."
-            + (suggest(preset, list_presets())
-               or f" Built-in names: {', '.join(list_presets())}.")
+            f"Unknown preset {preset!r}: not a built-in name ({', '.join(list_presets())}) "
+            "and no such file or folder." + suggest(preset, list_presets())
         )
     model = CLIP(config, dtype=dtype, **model_kwargs)
     openai_checkpoint.load_state_dict(model, state_dict)
