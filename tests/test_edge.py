@@ -70,6 +70,25 @@ EDGE_SCRIPT = GUARD + textwrap.dedent(
     """
 )
 
+# Every runtime x pre-processing path, with file bytes and the conformance check.
+PATHS_SCRIPT = GUARD + textwrap.dedent(
+    """
+    import io, numpy as np
+    from PIL import Image
+    from clip_edge import ClipEdge
+
+    folder, runtime, preprocess = sys.argv[1:4]
+    edge = ClipEdge(folder, runtime=runtime, preprocess=preprocess)
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(buffer, format="PNG")
+    images = edge.encode_images([np.zeros((9, 13, 3), np.uint8), buffer.getvalue()])
+    texts = edge.encode_texts(["a photo of a cat", "café"])
+    passed = edge.verify().passed
+    check_clean()
+    print("EDGE_OK", edge.preprocessing, images.shape, texts.shape, passed)
+    """
+)
+
 LABELS = ["cat", "dog", "car", "tree", "boat"]
 TEMPLATES = ["a photo of a {}.", "a blurry photo of the {}.", "itap of a {}"]
 TEXTS = ["a photo of a cat", "Two dogs, 3 balls!", "café &amp; croissant", "x " * 90]
@@ -158,6 +177,24 @@ def test_clip_edge_matches_keras_without_importing_frameworks(exported):
     probabilities /= probabilities.sum(-1, keepdims=True)
     np.testing.assert_allclose(edge["probabilities"], probabilities, atol=1e-4)
     np.testing.assert_array_equal(edge["probabilities"].argmax(-1), probabilities.argmax(-1))
+
+
+@pytest.fixture(scope="module")
+def full_folder(tmp_path_factory):
+    """An export with LiteRT towers, graphs and conformance.npz (shared with test_edge_graphs)."""
+    from tests.test_edge_graphs import built_folder
+
+    return built_folder(tmp_path_factory)[1]
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "litert"])
+@pytest.mark.parametrize("preprocess", ["graph", "python"])
+def test_clip_edge_never_imports_frameworks_on_any_path(full_folder, tmp_path, runtime, preprocess):
+    script = tmp_path / "paths_script.py"
+    script.write_text(PATHS_SCRIPT)
+    result = _run([str(script), full_folder, runtime, preprocess])
+    assert result.returncode == 0 and "EDGE_OK" in result.stdout, result.stderr[-3000:]
+    assert result.stdout.split()[1] == preprocess and result.stdout.split()[-1] == "True", result.stdout
 
 
 def test_clip_edge_cli_embed_and_classify(exported):
