@@ -21,7 +21,13 @@ from keras_clip import cli
 from keras_clip.presets import config_match, list_presets, preset_config
 from keras_clip.presets.download import weight_sources
 from keras_clip.presets.openai_checkpoint import config_from_state_dict
-from tests.test_parity import GOLDEN, REFERENCE_PYTHON, ROOT, assert_parity, parity_errors
+from tests.test_parity import (
+    GOLDEN,
+    REFERENCE_PYTHON,
+    ROOT,
+    assert_parity,
+    parity_errors,
+)
 
 VARIANTS = os.path.join(GOLDEN, "tiny_variants.safetensors")
 VARIANTS_CONFIG = os.path.join(GOLDEN, "tiny_variants.json")

@@ -39,7 +39,11 @@ def from_preset(preset, weights=True, dtype=None, config=None, **model_kwargs):
     """
     from keras_clip.models import CLIP
     from keras_clip.models.preset_folder import is_preset_folder
-    from keras_clip.presets import config_match, openai_checkpoint, transformers_checkpoint
+    from keras_clip.presets import (
+        config_match,
+        openai_checkpoint,
+        transformers_checkpoint,
+    )
     from keras_clip.presets.checkpoint_files import read_state_dict
 
     if not isinstance(preset, (str, os.PathLike)):
