@@ -1,6 +1,7 @@
-"""clip_edge: run CLIP towers exported by keras_clip with ONNX Runtime only.
+"""clip_edge: run CLIP towers exported by keras_clip with ONNX Runtime or LiteRT.
 
-Needs numpy, pillow, regex, ftfy and onnxruntime (or onnxruntime-gpu); never
+Needs numpy, pillow, regex, ftfy and onnxruntime (or onnxruntime-gpu) with
+onnxruntime-extensions for the tokenizer graph, or ai-edge-litert; never
 imports keras, tensorflow, jax or torch.
 
 Example:
@@ -8,6 +9,8 @@ Example:
     >>> edge = ClipEdge("vit_b32_export")  # doctest: +SKIP
     >>> edge.zero_shot(["cat.jpg"], ["cat", "dog"])  # doctest: +SKIP
     array([[0.97, 0.03]], dtype=float32)
+    >>> edge.verify().passed  # the folder's conformance.npz on this device  # doctest: +SKIP
+    True
 """
 
 from clip_edge.manifest import FORMAT_VERSION, read_manifest

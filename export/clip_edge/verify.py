@@ -10,10 +10,10 @@ the thresholds in `manifest["conformance"]`.
 Example:
     >>> result = check_conformance(ClipEdge("vit_b32_export", runtime="litert"))  # doctest: +SKIP
     >>> print("\\n".join(result.lines()))  # doctest: +SKIP
-    image_encoder: min cosine 0.999994 over 4 images (threshold 0.999) ok
-    text_encoder: min cosine 0.999999 over 10 captions (threshold 0.9999) ok
+    image_encoder: min cosine 0.9999999 over 4 images (threshold 0.999) ok
+    text_encoder: min cosine 0.9999999 over 10 captions (threshold 0.9999) ok
     token ids: agreement 1.0000, 10/10 captions (threshold 1.0) ok
-    PASS (litert fp32, graph pre-processing)
+    PASS (litert fp32, graph pre-processing, vit_b32_export)
 """
 
 import dataclasses
@@ -54,7 +54,7 @@ class Conformance:
         lines = []
         for tower, cosine in self.cosines.items():
             threshold = self.thresholds[tower]
-            lines.append(f"{tower}: min cosine {cosine:.6f} over {self.counts[tower]} "
+            lines.append(f"{tower}: min cosine {cosine:.7f} over {self.counts[tower]} "
                          f"(threshold {threshold}) {'ok' if cosine >= threshold else 'BELOW'}")
         same = round(self.token_agreement * self.captions)
         ok = "ok" if self.token_agreement >= self.token_threshold else "BELOW"
