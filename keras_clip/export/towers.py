@@ -107,7 +107,8 @@ def export_towers(
     litert_files = {}
     if "litert" in formats:
         start = time.perf_counter()
-        if "saved_model" in formats:  # convert the SavedModels just written
+        if "saved_model" in formats and keras.backend.backend() != "jax":
+            # convert the TensorFlow SavedModels just written (jax2tf's do not convert)
             litert_files = litert_from_saved_models(directory, directory, towers, fp16, int8)
         else:
             litert_files = export_litert(model, directory, towers, fp16=fp16, int8=int8)
