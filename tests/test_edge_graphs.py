@@ -24,7 +24,7 @@ from tests.test_edge import EXPORT_ROOT
 if EXPORT_ROOT not in sys.path:
     sys.path.insert(0, EXPORT_ROOT)
 
-from clip_edge import ClipEdge  # noqa: E402
+from clip_edge import ClipEdge
 
 PATHS = ("graph", "python")
 NEW_KEYS = ("graphs", "litert", "conformance")

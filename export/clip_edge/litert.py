@@ -34,7 +34,7 @@ class LiteRTTower:
         input_name: `"images"` or `"token_ids"`.
     """
 
-    providers = ["LiteRT"]
+    providers = ("LiteRT",)
 
     def __init__(self, path, input_name):
         interpreter = interpreter_class()
