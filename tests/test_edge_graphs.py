@@ -223,9 +223,9 @@ def test_cli_verify_bad_input_exits_2(folder, args):
 
 
 # ---------------------------------------------------------------- bad input
-BAD_TEXTS = [(["a cat", 3], r"texts\[1\] must be a str|element 1 is int"),
-             (["a cat", None], r"texts\[1\] must be a str|element 1 is NoneType"),
-             (7, "str or a list of str|string or a list of strings")]
+BAD_TEXTS = [(["a cat", 3], "must be a str; element 1 is int: 3"),
+             (["a cat", None], "must be a str; element 1 is NoneType"),
+             (7, "Expected a string or a list of strings, received int")]
 BAD_IMAGES = [
     ([np.zeros((4, 4, 3), np.uint8), np.zeros(12, np.uint8)], r"images\[1\]: .*shape \(H, W, 3\).*received \(12,\)"),
     ([np.zeros((1, 4, 4, 3), np.uint8)], r"images\[0\]: .*received \(1, 4, 4, 3\)"),

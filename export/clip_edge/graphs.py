@@ -54,14 +54,16 @@ def session_for(path, providers, custom_ops=False):
 
 
 def check_texts(texts):
-    """`texts` as a list of str (a single str becomes a one-item list), else ValueError."""
+    """`texts` as a list of str (a single str becomes a one-item list), else the Python path's ValueError."""
     if isinstance(texts, str):
         return [texts]
     if not isinstance(texts, (list, tuple)):
-        raise ValueError(f"texts must be a str or a list of str, received {type(texts).__name__}.")
+        raise ValueError(f"Expected a string or a list of strings, received {type(texts).__name__}.")
     for index, text in enumerate(texts):
         if not isinstance(text, str):
-            raise ValueError(f"texts[{index}] must be a str, received {type(text).__name__}: {text!r:.60}.")
+            raise ValueError(
+                f"Every caption must be a str; element {index} is {type(text).__name__}: {text!r:.60}."
+            )
     return list(texts)
 
 
