@@ -88,7 +88,7 @@ def test_every_sub_command_owns_add_arguments_and_run():
     from keras_clip.cli import commands
 
     modules = commands()
-    assert list(modules) == ["demo", "train", "eval", "export", "embed", "presets"]
+    assert list(modules) == ["demo", "train", "eval", "export", "embed", "presets", "convert"]
     for name, module in modules.items():
         assert callable(module.add_arguments) and callable(module.run), name
         assert module.PARSER["help"], name
