@@ -3,9 +3,7 @@
 against the folder's conformance file (issue 12, items 4 and 5)."""
 
 import io
-import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -19,12 +17,14 @@ from keras_clip.export.manifest import file_entries
 from keras_clip.export.onnx_export import export_onnx
 from keras_clip.models import CLIP
 from tests.conftest import tiny_config
+from tests.edge_folders import copy_folder, edit_manifest
 from tests.test_edge import EXPORT_ROOT
 
 if EXPORT_ROOT not in sys.path:
     sys.path.insert(0, EXPORT_ROOT)
 
 from clip_edge import ClipEdge
+
 
 PATHS = ("graph", "python")
 NEW_KEYS = ("graphs", "litert", "conformance")
@@ -63,21 +63,6 @@ def _images(data):
 def _cosines(a, b):
     a, b = (x / np.linalg.norm(x, axis=-1, keepdims=True) for x in (a, b))
     return np.sum(a * b, axis=-1)
-
-
-def _copy(folder, tmp_path):
-    copy = str(tmp_path / "export")
-    shutil.copytree(folder, copy)
-    return copy
-
-
-def _edit_manifest(folder, edit):
-    path = os.path.join(folder, "manifest.json")
-    with open(path) as file:
-        manifest = json.load(file)
-    edit(manifest)
-    with open(path, "w") as file:
-        json.dump(manifest, file)
 
 
 def _cli(*args):
@@ -158,11 +143,11 @@ def _swap_image_tower(copy, tmp_path):
     keras.utils.set_random_seed(6)
     other = CLIP(tiny_config("vit", embed_dim=64, vocab_size=49408))
     export_onnx(other, "image_encoder", os.path.join(copy, "image_encoder.onnx"))
-    _edit_manifest(copy, lambda m: m["files"].update(file_entries(copy, ["image_encoder.onnx"])))
+    edit_manifest(copy, lambda m: m["files"].update(file_entries(copy, ["image_encoder.onnx"])))
 
 
 def test_cli_verify_fails_on_a_swapped_tower(folder, tmp_path):
-    copy = _copy(folder, tmp_path)
+    copy = str(copy_folder(folder, tmp_path))
     _swap_image_tower(copy, tmp_path)
     result = _cli("verify", copy, "--preprocess", "python")
     assert result.returncode == 1, result.stdout + result.stderr[-2000:]
@@ -173,13 +158,13 @@ def test_cli_verify_fails_on_a_swapped_tower(folder, tmp_path):
 
 
 def test_verify_uses_the_manifest_thresholds(folder, tmp_path):
-    copy = _copy(folder, tmp_path)
-    _edit_manifest(copy, lambda m: m["conformance"]["thresholds"]["fp32"].update(image=1.0, text=1.0))
+    copy = str(copy_folder(folder, tmp_path))
+    edit_manifest(copy, lambda m: m["conformance"]["thresholds"]["fp32"].update(image=1.0, text=1.0))
     assert not ClipEdge(copy).verify().passed  # float32 runtimes do not reach exactly 1.0
 
 
 def test_tampered_conformance_file_is_refused(folder, tmp_path):
-    copy = _copy(folder, tmp_path)
+    copy = str(copy_folder(folder, tmp_path))
     with open(os.path.join(copy, "conformance.npz"), "ab") as file:
         file.write(b"x")
     with pytest.raises(ValueError, match="SHA-256 mismatch.*conformance.npz"):
@@ -190,8 +175,8 @@ def test_tampered_conformance_file_is_refused(folder, tmp_path):
 @pytest.fixture
 def old_folder(folder, tmp_path):
     """The folder as exported before issue 12: no graphs, LiteRT or conformance keys."""
-    copy = _copy(folder, tmp_path)
-    _edit_manifest(copy, lambda m: [m.pop(key) for key in NEW_KEYS])
+    copy = str(copy_folder(folder, tmp_path))
+    edit_manifest(copy, lambda m: [m.pop(key) for key in NEW_KEYS])
     return copy
 
 
@@ -273,7 +258,7 @@ def test_missing_runtime_packages_name_the_install(folder, monkeypatch):
 
 
 def test_graph_outside_the_folder_is_refused(folder, tmp_path):
-    copy = _copy(folder, tmp_path)
-    _edit_manifest(copy, lambda m: m["graphs"].update(text_tokenizer="../text_tokenizer.onnx"))
+    copy = str(copy_folder(folder, tmp_path))
+    edit_manifest(copy, lambda m: m["graphs"].update(text_tokenizer="../text_tokenizer.onnx"))
     with pytest.raises(ValueError, match="graphs.text_tokenizer.*outside the export folder"):
         ClipEdge(copy, preprocess="python")

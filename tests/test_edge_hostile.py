@@ -18,6 +18,7 @@ from PIL import Image
 
 from keras_clip.export.manifest import file_entries
 from keras_clip.tokenizer import DEFAULT_VOCABULARY, CLIPTokenizer
+from tests.edge_folders import copy_folder, edit_manifest
 from tests.test_edge import EXPORT_ROOT
 
 if EXPORT_ROOT not in sys.path:
@@ -25,6 +26,7 @@ if EXPORT_ROOT not in sys.path:
 
 from clip_edge import ClipEdge
 from clip_edge.tokenizer import Tokenizer
+
 
 EMBED_DIM, IMAGE_SIZE = 8, 16
 
@@ -137,21 +139,6 @@ def test_megabyte_caption_is_tokenized_quickly(edge_tokenizer):
 
 
 # ------------------------------------------------------------- manifest (6)
-def _copy(folder, tmp_path):
-    copy = tmp_path / "export"
-    shutil.copytree(folder, copy)
-    return copy
-
-
-def _edit_manifest(folder, edit):
-    path = os.path.join(folder, "manifest.json")
-    with open(path) as file:
-        manifest = json.load(file)
-    edit(manifest)
-    with open(path, "w") as file:
-        json.dump(manifest, file)
-
-
 def _point_outside(copy, field, name):
     """Moves `name` out of the folder and makes the manifest (or a symlink) point at it."""
     outside = copy.parent / "outside"
@@ -170,7 +157,7 @@ def _point_outside(copy, field, name):
         else:
             manifest["text"]["vocabulary"] = target
 
-    _edit_manifest(copy, edit)
+    edit_manifest(copy, edit)
 
 
 @pytest.mark.parametrize(
@@ -180,7 +167,7 @@ def _point_outside(copy, field, name):
      ("symlink", "bpe_simple_vocab_16e6.txt.gz", False), ("absolute", "image_encoder.onnx", False)],
 )
 def test_manifest_paths_outside_the_folder_are_refused(exported, tmp_path, field, name, verify):
-    copy = _copy(exported, tmp_path)
+    copy = copy_folder(exported, tmp_path)
     _point_outside(copy, field, name)
     with pytest.raises(ValueError, match="outside the export folder|must be a relative path"):
         ClipEdge(copy, verify=verify)
@@ -198,8 +185,8 @@ def test_manifest_paths_outside_the_folder_are_refused(exported, tmp_path, field
      (lambda m: m["image"].update(std=[0.2, 0.0, 0.2]), "image.std must be positive")],
 )
 def test_incomplete_manifest_is_a_clear_error(exported, tmp_path, edit, match):
-    copy = _copy(exported, tmp_path)
-    _edit_manifest(copy, edit)
+    copy = copy_folder(exported, tmp_path)
+    edit_manifest(copy, edit)
     with pytest.raises(ValueError, match=match):
         ClipEdge(copy)
 
@@ -263,7 +250,7 @@ CLI_CASES = {  # name: (prepare the export copy, arguments, what the error line 
 
 @pytest.mark.parametrize("case", sorted(CLI_CASES))
 def test_cli_bad_input_is_one_line_and_exit_2(exported, tmp_path, case):
-    copy = _copy(exported, tmp_path)
+    copy = copy_folder(exported, tmp_path)
     (tmp_path / "c.txt").write_text("a photo of a cat\n")
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
     prepare, arguments, expected = CLI_CASES[case]
