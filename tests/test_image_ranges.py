@@ -173,7 +173,7 @@ def test_16bit_rgb_png_is_decoded_by_pillow_to_8bit():
 def test_uint16_off_grid_values_agree_across_paths(path):
     """Values that are not multiples of 257 round the same way on every path."""
     sixteen = np.random.default_rng(1).integers(0, 65536, (27, 35, 3)).astype(np.uint16)
-    eight = rules.sixteen_to_eight(sixteen).astype(np.uint8)
+    eight = np.floor(sixteen / 257.0 + 0.5).astype(np.uint8)  # round(v / 257), by hand
     np.testing.assert_allclose(PATHS[path](sixteen), PATHS[path](eight), rtol=0, atol=1e-6)
 
 

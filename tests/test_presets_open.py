@@ -108,6 +108,16 @@ def test_unknown_preset_suggests_close_names(name, close):
         keras_clip.from_preset(os.path.join(GOLDEN, "tiny_vit.safetensors"), config=name)
 
 
+def test_expected_shapes_equal_a_built_models_checkpoint():
+    """`shaped_state_dict` builds inputs from `expected_shapes`: check it against a real model."""
+    from keras_clip.models.openai_keys import state_dict_from_model
+    from tests.conftest import tiny_config
+
+    config = tiny_config("vit", vocab_size=1000, heads=2, mlp_dim=96)
+    actual = {k: tuple(v.shape) for k, v in state_dict_from_model(keras_clip.CLIP(config)).items()}
+    assert config_match.expected_shapes(config) == actual
+
+
 def test_openai_shapes_load_as_openai_and_warn_naming_open_presets():
     state_dict = shaped_state_dict("vit_b32")
     inferred = config_from_state_dict(state_dict)

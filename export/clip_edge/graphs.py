@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from clip_edge.preprocess import each_image, image_list, to_pil
+from clip_edge.tokenizer import check_texts
 
 EXTENSIONS_HINT = 'pip install "clip-edge[cpu]" (or onnxruntime-extensions)'
 
@@ -51,20 +52,6 @@ def session_for(path, providers, custom_ops=False):
         return ort.InferenceSession(path, options, providers=providers)
     except Exception as error:  # onnxruntime's errors derive from Exception only
         raise ValueError(f"ONNX Runtime cannot load {path}: {error}") from error
-
-
-def check_texts(texts):
-    """`texts` as a list of str (a single str becomes a one-item list), else the Python path's ValueError."""
-    if isinstance(texts, str):
-        return [texts]
-    if not isinstance(texts, (list, tuple)):
-        raise ValueError(f"Expected a string or a list of strings, received {type(texts).__name__}.")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(
-                f"Every caption must be a str; element {index} is {type(text).__name__}: {text!r:.60}."
-            )
-    return list(texts)
 
 
 class GraphTokenizer:

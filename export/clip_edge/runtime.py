@@ -155,10 +155,13 @@ class ClipEdge:
             >>> edge.encode_texts([]).shape  # doctest: +SKIP
             (0, 512)
         """
-        token_ids = self.tokenize(texts)
+        return self.encode_token_ids(self.tokenize(texts), normalized)
+
+    def encode_token_ids(self, token_ids, normalized=False):
+        """Token ids int32 `(B, L)` (from `tokenize`) -> embeddings `(B, D)`."""
         if len(token_ids) == 0:
             return self._empty()
-        outputs = self._text.run(token_ids)
+        outputs = self._text.run(np.asarray(token_ids, np.int32))
         return outputs[1] if normalized else outputs[0]
 
     def verify(self):

@@ -114,6 +114,20 @@ def _merges_only_raise_rank(merges):
     return True
 
 
+
+def check_texts(texts):
+    """`texts` as a list of str (a single str becomes a one-item list), else a one-line ValueError."""
+    if isinstance(texts, str):
+        return [texts]
+    if not isinstance(texts, (list, tuple)):
+        raise ValueError(f"Expected a string or a list of strings, received {type(texts).__name__}.")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(
+                f"Every caption must be a str; element {index} is {type(text).__name__}: {text!r:.60}."
+            )
+    return list(texts)
+
 class Tokenizer:
     """Text -> int32 `(B, context_length)` token ids.
 
@@ -228,18 +242,9 @@ class Tokenizer:
         return ids
 
     def __call__(self, texts):
-        if isinstance(texts, str):
-            texts = [texts]
-        if not isinstance(texts, (list, tuple)):
-            raise ValueError(
-                f"Expected a string or a list of strings, received {type(texts).__name__}."
-            )
+        texts = check_texts(texts)
         rows = np.zeros((len(texts), self.context_length), np.int32)
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise ValueError(
-                    f"Every caption must be a str; element {i} is {type(text).__name__}: {text!r:.60}."
-                )
             row = [self.start_id] + self.encode(text, self.context_length - 2) + [self.end_id]
             rows[i, : len(row)] = row
         return rows

@@ -11,6 +11,7 @@ Example:
     (2, 512)
 """
 
+from clip_edge.graphs import session_for
 from clip_edge.litert import LiteRTTower
 from clip_edge.manifest import resolve
 
@@ -31,14 +32,7 @@ class OnnxTower:
     """One ONNX tower: `run(inputs)` -> `(embeddings, normalized_embeddings)`."""
 
     def __init__(self, path, input_name, providers):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self._session = ort.InferenceSession(path, options, providers=providers)
-        except Exception as error:  # onnxruntime's errors derive from Exception only
-            raise ValueError(f"ONNX Runtime cannot load {path}: {error}") from error
+        self._session = session_for(path, providers)  # every graph optimisation: ORT's default
         self.input_name = input_name
         self.embed_dim = int(self._session.get_outputs()[0].shape[-1])
 

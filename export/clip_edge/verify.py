@@ -117,7 +117,7 @@ def check_conformance(edge, check_sha256=True):
                                              "image_embeddings")}
     counts = {"image_encoder": f"{len(images)} images"}
     if "text_embeddings" in data:
-        cosines["text_encoder"] = _min_cosine(edge.encode_texts(captions), data["text_embeddings"],
+        cosines["text_encoder"] = _min_cosine(edge.encode_token_ids(token_ids), data["text_embeddings"],
                                                  "text_embeddings")
         counts["text_encoder"] = f"{len(captions)} captions"
     thresholds = {tower: _threshold(entry["thresholds"], edge.precision, tower) for tower in cosines}

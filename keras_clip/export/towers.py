@@ -49,7 +49,7 @@ def export_towers(
         model: a `keras_clip.CLIP`.
         directory: output folder (created; existing export files are replaced).
         formats: any of `"saved_model"`, `"onnx"`, `"litert"` (default: all).
-        opset: ONNX opset, >= 18 for the pre-processing graphs.
+        opset: ONNX opset of the towers, >= 17 (the pre-processing graphs use their own).
         fp16: also write the fp16 variants (`<tower>.fp16.onnx` / `.fp16.tflite`).
         int8: also write the int8 variants (dynamic quantization).
         architecture: name recorded in the manifest (defaults to the config's).

@@ -130,8 +130,8 @@ def _fits_openai_rule(inferred):
 def _no_match_message(state_dict, source):
     vit = [preset_config(n) for n in list_presets()]
     vit = [c for c in vit if isinstance(c.vision, ViTConfig)]
-    closest = min(vit, key=lambda c: len(shape_mismatches(state_dict, c)))
-    mismatches = shape_mismatches(state_dict, closest)
+    closest, mismatches = min(((c, shape_mismatches(state_dict, c)) for c in vit),
+                              key=lambda pair: len(pair[1]))
     return (f"{source} matches no known config and OpenAI's rule (heads = width / 64, "
             f"MLP = 4 x width) does not fit it; the closest preset '{closest.name}' differs at "
             + "; ".join(mismatches[:3]) + ". Pass config= (a preset name, a config JSON path "
@@ -157,10 +157,11 @@ def choose_config(state_dict, inferred, source, config=None):
         candidates = []
     if not candidates and not _fits_openai_rule(inferred):
         raise ValueError(_no_match_message(state_dict, source))
-    if _openai_match(inferred) or not candidates:
+    openai = _openai_match(inferred)
+    if openai or not candidates:
         if candidates:
             warnings.warn(
-                f"{source} has the shapes of OpenAI's '{_openai_match(inferred)[0]}' and loads "
+                f"{source} has the shapes of OpenAI's '{openai[0]}' and loads "
                 f"as it (QuickGELU, heads = width / 64); the open presets "
                 f"{', '.join(candidates)} share these shapes with other heads or activation: "
                 "pass config='<preset>' if the file is one of them.", stacklevel=4)

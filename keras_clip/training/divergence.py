@@ -8,6 +8,8 @@ non-finite weights at an epoch's end, into `TrainingDiverged`.
 import keras
 from keras import ops
 
+from keras_clip.models.guarded_step import all_finite
+
 
 class TrainingDiverged(RuntimeError):
     """Training stopped making progress: only skipped steps, or non-finite weights."""
@@ -15,6 +17,8 @@ class TrainingDiverged(RuntimeError):
 
 def non_finite_weights(model):
     """Paths of `model`'s weights holding a NaN or an infinity (checked on the device)."""
+    if bool(ops.convert_to_numpy(all_finite(model.weights))):  # one reduction, the usual case
+        return []
     return [w.path for w in model.weights
             if not bool(ops.convert_to_numpy(ops.all(ops.isfinite(w))))]
 
