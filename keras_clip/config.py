@@ -17,6 +17,10 @@ import json
 from typing import Optional, Tuple, Union
 
 ACTIVATIONS = ("quick_gelu", "gelu")
+RESIZE_MODES = ("shortest", "squash")
+INTERPOLATIONS = ("bicubic",)
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_clip's OPENAI_DATASET_MEAN
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)  # open_clip's OPENAI_DATASET_STD
 
 
 def _require(condition, message):
@@ -185,6 +189,44 @@ class TextConfig(_SectionConfig):
         )
 
 
+def _channel_values(name, values):
+    _require(
+        isinstance(values, (list, tuple)) and len(values) == 3
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values),
+        f"`{name}` must be 3 numbers (R, G, B), received {values!r}.",
+    )
+    return tuple(float(v) for v in values)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessingConfig(_SectionConfig):
+    """How the weights' images were prepared (open_clip's pretrained `mean`, `std`,
+    `resize_mode`, `interpolation`); the defaults are OpenAI's.
+
+    `resize_mode`: "shortest" (shortest side to the image size, then center
+    crop) or "squash" (both sides straight to the image size, no crop).
+    """
+
+    section = "preprocessing"
+
+    mean: Tuple[float, float, float] = OPENAI_MEAN
+    std: Tuple[float, float, float] = OPENAI_STD
+    resize_mode: str = "shortest"
+    interpolation: str = "bicubic"
+
+    def __post_init__(self):
+        object.__setattr__(self, "mean", _channel_values("preprocessing.mean", self.mean))
+        object.__setattr__(self, "std", _channel_values("preprocessing.std", self.std))
+        _require(all(v > 0 for v in self.std),
+                 f"`preprocessing.std` must be positive, received {list(self.std)}.")
+        _require(self.resize_mode in RESIZE_MODES,
+                 f"`preprocessing.resize_mode` must be one of {RESIZE_MODES}, "
+                 f"received {self.resize_mode!r}.")
+        _require(self.interpolation in INTERPOLATIONS,
+                 f"`preprocessing.interpolation` must be one of {INTERPOLATIONS} (the filter "
+                 f"keras_clip's preprocessing implements), received {self.interpolation!r}.")
+
+
 VisionConfig = Union[ViTConfig, ResNetConfig]
 
 
@@ -196,6 +238,7 @@ class CLIPConfig:
     vision: VisionConfig
     text: TextConfig
     name: str = "clip"
+    preprocessing: PreprocessingConfig = PreprocessingConfig()
 
     def __post_init__(self):
         _positive_int("embed_dim", self.embed_dim)
@@ -206,6 +249,11 @@ class CLIPConfig:
         _require(
             isinstance(self.text, TextConfig),
             f"`text` must be a TextConfig, received {type(self.text).__name__}.",
+        )
+        _require(
+            isinstance(self.preprocessing, PreprocessingConfig),
+            "`preprocessing` must be a PreprocessingConfig, received "
+            f"{type(self.preprocessing).__name__}.",
         )
 
     @classmethod
@@ -225,6 +273,8 @@ class CLIPConfig:
         _require(text is not None, "A CLIP config needs a `text` section.")
         values["vision"] = vision_classes[vision_type].from_dict(vision)
         values["text"] = TextConfig.from_dict(text)
+        if "preprocessing" in values:  # absent in older JSON: OpenAI's values
+            values["preprocessing"] = PreprocessingConfig.from_dict(values["preprocessing"] or {})
         return _from_dict(cls, values, "the CLIP config")
 
     @classmethod
@@ -234,7 +284,8 @@ class CLIPConfig:
 
     def to_dict(self):
         values = dataclasses.asdict(self)
-        values.update(vision=self.vision.to_dict(), text=self.text.to_dict())
+        values.update(vision=self.vision.to_dict(), text=self.text.to_dict(),
+                      preprocessing=self.preprocessing.to_dict())
         return values
 
     def to_json(self, path):
