@@ -24,7 +24,15 @@ Example:
     ['fp32', 'int8']
 """
 
-from keras_clip.export.manifest import FORMAT_VERSION, read_manifest, verify_files
-from keras_clip.export.towers import FORMATS, export_towers
+import importlib
 
+# Loaded on first use, so `keras-clip export --help` imports no backend.
+_PUBLIC = {"FORMAT_VERSION": "manifest", "read_manifest": "manifest", "verify_files": "manifest",
+           "FORMATS": "towers", "export_towers": "towers"}
 __all__ = ["FORMAT_VERSION", "export_towers", "read_manifest", "verify_files"]
+
+
+def __getattr__(name):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'keras_clip.export' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"keras_clip.export.{_PUBLIC[name]}"), name)
