@@ -29,7 +29,7 @@ import unicodedata
 
 import numpy as np
 
-from keras_clip.tokenizer import CLIPTokenizer
+from keras_clip.tokenizer import CLIPTokenizer, _byte_symbols
 
 _CONTRIB = "ai.onnx.contrib"
 _OP_START, _OP_END = "<|startoftext|>", "<|endoftext|>"  # names the op looks up
@@ -346,7 +346,10 @@ def _word_nodes(builder):
     for name, token in (("start", _OP_START), ("end", _OP_END)):
         builder.replace(f"(^|[^{_ASCII_PUNCTUATION}])<{name}_of_text>", _rewrite_keep(f" {token} "))
     builder.replace(_DIGITS, "$& ")
-    builder.replace(f"([^ {_ASCII_PUNCTUATION}]) +'(s|t|re|ve|m|ll|d)", "$1\n'$2")
+    # A tab is a word of its own to the op (one token, dropped by `_drop_tab_nodes`):
+    # the contraction then starts a word, even after punctuation. Cleaned text
+    # holds no tab (whitespace collapse).
+    builder.replace("([^ ]) +'(s|t|re|ve|m|ll|d)", "$1\t'$2")
     # The op crashes (segfault, 0.15.2) on a space before a special token.
     builder.replace(r" +(<\|(?:start|end)oftext\|>)", "$1")
 
@@ -405,7 +408,42 @@ def _sentinel_nodes(tokenizer, ids):
     return nodes, ids
 
 
-def _post_nodes(context_length, end_id, ids):
+def _tab_id(tokenizer):
+    """Id of the word "\\t" (byte 0x09 + "</w>"); `token_ids` cleans the tab away."""
+    symbols, _ = _byte_symbols()
+    return tokenizer.id_to_token.index(symbols[9] + "</w>")
+
+
+def _drop_tab_nodes(tab_id, ids, mask):
+    """Removes the tab tokens `_word_nodes` inserted: -> (ids, mask) names.
+
+    Kept tokens move to the front in order (TopK of position, dropped ones
+    pushed behind every row end), the mask marks the kept ones.
+    """
+    from onnx import TensorProto, helper
+
+    n = helper.make_node
+    return [
+        _int_constant("tab_id", tab_id), _int_constant("tab_first", [0]),
+        _int_constant("tab_zero", 0), _int_constant("tab_one", 1),
+        n("Equal", [ids, "tab_id"], ["is_tab"]),
+        n("Not", ["is_tab"], ["not_tab"]),
+        n("Cast", ["not_tab"], ["not_tab_int"], to=TensorProto.INT64),
+        n("Mul", [mask, "not_tab_int"], ["tab_mask"]),
+        n("Shape", [ids], ["id_shape"]),
+        n("Gather", ["id_shape", "tab_one"], ["width"]),  # scalar N
+        n("Range", ["tab_zero", "width", "tab_one"], ["id_positions"]),
+        n("Sub", ["tab_one", "tab_mask"], ["dropped"]),
+        n("Mul", ["dropped", "width"], ["push_back"]),
+        n("Add", ["id_positions", "push_back"], ["order_key"]),
+        n("Unsqueeze", ["width", "tab_first"], ["width_1d"]),
+        n("TopK", ["order_key", "width_1d"], ["order_value", "order"], axis=1, largest=0, sorted=1),
+        n("GatherElements", [ids, "order"], ["kept_ids"], axis=1),
+        n("GatherElements", ["tab_mask", "order"], ["kept_mask"], axis=1),
+    ], "kept_ids", "kept_mask"
+
+
+def _post_nodes(context_length, end_id, ids, mask):
     """(B, N) ids + mask -> (B, context_length) int32, zero-padded, end token last."""
     from onnx import TensorProto, helper
 
@@ -415,10 +453,10 @@ def _post_nodes(context_length, end_id, ids):
         _int_constant("starts", [0]), _int_constant("ends", [context_length]),
         _int_constant("axes", [1]),
         _int_constant("end_id", end_id), _int_constant("limit", context_length),
-        n("Mul", [ids, "op_mask"], ["masked"]),  # the op pads with the end id
+        n("Mul", [ids, mask], ["masked"]),  # the op pads with the end id
         n("Pad", ["masked", "zero_pads"], ["padded"]),
         n("Slice", ["padded", "starts", "ends", "axes"], ["cut"]),
-        n("ReduceSum", ["op_mask", "axes"], ["lengths"], keepdims=1),  # (B, 1)
+        n("ReduceSum", [mask, "axes"], ["lengths"], keepdims=1),  # (B, 1)
         n("Greater", ["lengths", "limit"], ["too_long"]),
         n("Range", ["starts_scalar", "limit", "one"], ["positions"]),
         n("Equal", ["positions", "last_scalar"], ["is_last"]),
@@ -443,8 +481,9 @@ def build_tokenizer_graph(context_length=77, tokenizer=None):
     builder.nodes.append(helper.make_node(
         "CLIPTokenizer", [builder.current], ["op_ids", "op_mask"], domain=_CONTRIB,
         padding_length=-1, **_vocabulary_attributes(tokenizer)))
-    swaps, ids = _sentinel_nodes(tokenizer, "op_ids")
-    nodes = builder.nodes + swaps + _post_nodes(context_length, tokenizer.end_token_id, ids)
+    drops, ids, mask = _drop_tab_nodes(_tab_id(tokenizer), "op_ids", "op_mask")
+    swaps, ids = _sentinel_nodes(tokenizer, ids)
+    nodes = builder.nodes + drops + swaps + _post_nodes(context_length, tokenizer.end_token_id, ids, mask)
     graph = helper.make_graph(
         nodes, "clip_text_tokenizer",
         [helper.make_tensor_value_info("texts", TensorProto.STRING, ["batch"])],
