@@ -3,7 +3,9 @@
 Sub-commands: `demo`, `train`, `eval zeroshot|linear-probe|retrieval`,
 `export`, `embed`, `presets`, `convert`; `--help` on each. Each is a module with
 `PARSER`, `add_arguments(parser)` and `run(args)` (see `keras_clip.commands`).
-Bad input ends the process with exit code 2 and a one-line reason.
+Bad input ends the process with exit code 2 and a one-line reason. `--help`,
+`presets` and argument errors import no Keras backend; commands that run a
+model hide TensorFlow's start-up log lines unless `--verbose`.
 
 Example:
     $ keras-clip demo
@@ -12,6 +14,18 @@ Example:
 
 import argparse
 import sys
+
+DESCRIPTION = """CLIP for Keras 3 (TensorFlow, JAX or torch backend: set KERAS_BACKEND).
+
+Examples:
+  keras-clip demo                                   # train, evaluate and export a small CLIP
+  keras-clip presets                                # the built-in models
+  keras-clip export vit_b32 --output vit_b32_export --int8
+  keras-clip <command> --help                       # each command's options"""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default and keeps the descriptions' line breaks (examples)."""
 
 
 def commands():
@@ -24,20 +38,41 @@ def commands():
             "presets": presets, "convert": convert}
 
 
+def add_verbose(parser, default=False):
+    """Adds `--verbose` (show the backend's start-up logs) to `parser`."""
+    parser.add_argument("--verbose", dest="backend_logs", action="store_true", default=default,
+                        help="show TensorFlow's C++/absl start-up logs (hidden by default)")
+
+
 def build_parser():
     """The argparse parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(prog="keras-clip", description="CLIP for Keras 3.")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="keras-clip", description=DESCRIPTION,
+                                     formatter_class=HelpFormatter)
+    add_verbose(parser)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in commands().items():
-        command = subparsers.add_parser(name, **module.PARSER)
+        options = {"formatter_class": HelpFormatter, **module.PARSER}
+        command = subparsers.add_parser(name, **options)
         module.add_arguments(command)
-        command.set_defaults(run=module.run)
+        if not any("--verbose" in action.option_strings for action in command._actions):
+            add_verbose(command, default=argparse.SUPPRESS)  # train's --verbose is Keras'
+        command.set_defaults(run=module.run, runs_model=getattr(module, "RUNS_MODEL", True))
     return parser
 
 
 def main(argv=None):
-    """Entry point of the `keras-clip` script; returns the exit code."""
+    """Entry point of the `keras-clip` script; returns the exit code.
+
+    Args:
+        argv: the words after `keras-clip`; None reads the process's own
+            command line and, for a command that runs a model, hides the
+            backend's start-up logs for the rest of the process.
+    """
     args = build_parser().parse_args(argv)
+    if argv is None and args.runs_model and not args.backend_logs:
+        from keras_clip.commands import backend_logs
+
+        backend_logs.silence()
     try:
         return args.run(args)
     except (ValueError, OSError) as error:

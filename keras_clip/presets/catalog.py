@@ -1,4 +1,6 @@
-"""The built-in presets: names, their configs (`configs/*.json`), close-name suggestions.
+"""The built-in presets: names, configs (`configs/*.json`), weight sources, close-name suggestions.
+
+Reads only JSON: no Keras backend is imported.
 
 Example:
     >>> preset_config("vit_b32_laion2b").vision.activation
@@ -6,6 +8,7 @@ Example:
 """
 
 import difflib
+import json
 from importlib import resources
 
 from keras_clip.config import CLIPConfig
@@ -33,3 +36,14 @@ def preset_config(name):
     path = resources.files("keras_clip.presets").joinpath("configs", f"{name}.json")
     with resources.as_file(path) as file:
         return CLIPConfig.from_json(file)
+
+
+def weight_sources():
+    """`{preset name: {"repo_id", "filename", "revision", "sha256", ...}}`.
+
+    `revision` is a commit hash, or `"main"` where no pinned commit is known;
+    `sha256` and `size_bytes` describe the file, or are None where unknown.
+    Keys starting with `_` (such as `_source`) document where a pin was read.
+    """
+    text = resources.files("keras_clip.presets").joinpath("weights.json").read_text()
+    return json.loads(text)

@@ -40,14 +40,14 @@ import shutil
 import tempfile
 import time
 import warnings
-from importlib import resources
 
 import keras
 
 from keras_clip.digest import sha256_file
-from keras_clip.presets.checkpoint_files import read_state_dict
 from keras_clip.models import CLIP
 from keras_clip.models.preset_folder import CONFIG_FILE, WEIGHTS_FILE, is_preset_folder
+from keras_clip.presets.catalog import weight_sources
+from keras_clip.presets.checkpoint_files import read_state_dict
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SOURCE_FILE = "source.json"  # provenance written next to the converted weights
@@ -61,17 +61,6 @@ STALE_SCRATCH_AGE = 24 * 3600.0  # seconds
 
 class DownloadTimeoutError(TimeoutError):
     """A download did not finish within `download_timeout()` seconds."""
-
-
-def weight_sources():
-    """`{preset name: {"repo_id", "filename", "revision", "sha256", ...}}`.
-
-    `revision` is a commit hash, or `"main"` where no pinned commit is known;
-    `sha256` and `size_bytes` describe the file, or are None where unknown.
-    Keys starting with `_` (such as `_source`) document where a pin was read.
-    """
-    text = resources.files("keras_clip.presets").joinpath("weights.json").read_text()
-    return json.loads(text)
 
 
 def cache_root():
