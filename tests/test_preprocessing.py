@@ -213,7 +213,8 @@ def test_random_resized_crop():
         (np.zeros((5, 5, 3), bool), "dtype bool"),
         (np.full((5, 5, 3), 300, np.int32), r"\[0, 255\]"),
         ([], "empty list"),
-        ("cat.jpg", "dtype"),
+        ("cat.jpg", "No image file at .cat.jpg."),
+        (3, r"received shape \(\)"),
     ],
 )
 def test_bad_eager_input(bad, match):

@@ -1,12 +1,15 @@
 """CLIP image preprocessing: eager (PIL, exact), `tf.data` graph and Keras layer.
 
 The reference is open_clip's `image_transform(size, is_train=False)`: PIL
-bicubic resize of the shortest side, center crop, `/ 255`, CLIP mean/std.
+bicubic resize of the shortest side, center crop, `/ 255`, CLIP mean/std;
+or, as open_clip's pretrained configs give some weights (`resize_mode`,
+`mean`, `std`), a "squash" resize straight to S x S and other mean/std:
+`ImagePreprocessor.for_model(model)` takes them from the model's config.
 The PIL-matching rules (geometry, pass order, rounding, alpha, pixel values)
 live once in `rules`; each path uses them:
 
 - `eager`: numpy / PIL input, resized by PIL itself (max abs difference 0).
-- `graph`: `center_crop_tf` / `resized_crop_tf` for `tf.data`, and
+- `graph`: `preprocess_tf` / `center_crop_tf` / `resized_crop_tf` for `tf.data`, and
   `random_crop`: `random_resized_crop_tf`, open_clip's training transform
   (within one grey level of PIL; mean abs difference ~5e-6).
 - `layer`: `ImagePreprocessor`, which routes each input to its path and has
@@ -26,7 +29,7 @@ Example:
 """
 
 from keras_clip.preprocessing.eager import preprocess_numpy
-from keras_clip.preprocessing.graph import center_crop_tf, resized_crop_tf
+from keras_clip.preprocessing.graph import center_crop_tf, preprocess_tf, resized_crop_tf
 from keras_clip.preprocessing.layer import ImagePreprocessor
 from keras_clip.preprocessing.random_crop import (
     random_crop_box_tf,
@@ -52,6 +55,7 @@ __all__ = [
     "pillow_picks_pass_order",
     "pixel_rule",
     "preprocess_numpy",
+    "preprocess_tf",
     "random_crop_box_tf",
     "random_resized_crop_tf",
     "resized_crop_tf",

@@ -1,16 +1,20 @@
-"""Eager CLIP preprocessing of numpy arrays and PIL images, with PIL itself.
+"""Eager CLIP preprocessing of numpy arrays, PIL images and image files, with PIL itself.
 
 PIL does the resize (bicubic, antialiased, RGBA premultiplied, uint8 after
 each pass), so the output matches open_clip's transform to float32 rounding
 (max abs difference 0 measured on the golden cases). Pixel values follow
 `rules.pixel_rule`; PIL images in modes `I;16*` and `I` are 16-bit, mode `F`
-follows the float rule, other modes are 8-bit.
+follows the float rule, other modes are 8-bit. File paths are opened with
+PIL and go the PIL image way (resized in their own mode, then RGB, as
+open_clip's transform does).
 
 Example:
     >>> import numpy as np
     >>> preprocess_numpy(np.zeros((300, 400, 3), np.uint8), 224).shape
     (1, 224, 224, 3)
 """
+
+import os
 
 import numpy as np
 
@@ -49,10 +53,29 @@ def _as_hwc(array):
     return array
 
 
+def _open_file(path):
+    """The decoded PIL image at `path`, or a ValueError saying what is expected."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"No image file at {path!r}; expected a path to an image file, "
+                         "an HWC array or a PIL image.")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            return opened.copy()
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{path!r} is not an image file Pillow can decode "
+                         f"(JPEG, PNG, ...): {error}") from error
+
+
 def _standardize_image(image):
     """Validates one image; returns a PIL image (8-bit data) or float32 (H, W, 3)."""
     from PIL import Image
 
+    if isinstance(image, (str, os.PathLike)):
+        image = _open_file(image)
     if isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
             raise ValueError(f"Received an empty PIL image of size {image.size}.")
@@ -60,7 +83,9 @@ def _standardize_image(image):
         if isinstance(image, Image.Image):
             return image
     if image is None:
-        raise ValueError("Received None; expected an HWC image (numpy array or PIL image).")
+        raise ValueError(
+            "Received None; expected an HWC image (numpy array, PIL image or file path)."
+        )
     array = np.asarray(image)
     rule = rules.pixel_rule(array.dtype.name)
     array = _as_hwc(array)
@@ -74,8 +99,8 @@ def _standardize_image(image):
     return Image.fromarray(np.ascontiguousarray(array[:, :, 0] if array.shape[2] == 1 else array))
 
 
-def _resize_crop(image, image_size):
-    """PIL bicubic shortest-side resize + center crop; float32 RGB in [0, 255].
+def _resize_crop(image, image_size, resize_mode):
+    """PIL bicubic resize (`rules.geometry`) + crop; float32 RGB in [0, 255].
 
     A PIL image goes through exactly the reference's steps (resize in its own
     mode — RGBA premultiplied, as PIL does — crop, then `convert("RGB")`).
@@ -85,8 +110,7 @@ def _resize_crop(image, image_size):
 
     pil = isinstance(image, Image.Image)
     height, width = (image.height, image.width) if pil else image.shape[:2]
-    new_h, new_w = rules.resized_shape(height, width, image_size)
-    top, left = rules.center_offset(new_h, image_size), rules.center_offset(new_w, image_size)
+    new_h, new_w, top, left = rules.geometry(height, width, image_size, resize_mode)
     box = (left, top, left + image_size, top + image_size)
     if pil:
         image = image.resize((new_w, new_h), Image.BICUBIC).crop(box).convert("RGB")
@@ -103,25 +127,29 @@ def _resize_crop(image, image_size):
 
 
 def _as_list(images):
-    """One image, a list of them or a (B, H, W, C) array -> a non-empty list."""
+    """(a non-empty list, whether `images` held several) for one image, a list or a batch."""
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise ValueError("Received an empty list of images.")
-        return list(images)
+        return list(images), True
     if isinstance(images, np.ndarray) and images.ndim == 4:
         if images.shape[0] == 0:
             raise ValueError(f"Received an empty batch of shape {images.shape}.")
-        return list(images)
-    return [images]
+        return list(images), True
+    return [images], False
 
 
-def preprocess_numpy(images, image_size):
+def preprocess_numpy(images, image_size, mean=rules.MEAN, std=rules.STD, resize_mode="shortest"):
     """Eager, PIL-exact preprocessing to float32 `(B, S, S, 3)`.
 
     Args:
         images: an HWC (or HW grayscale) array (values as `pixel_rule`), a PIL
-            image, a list of those (any sizes), or a `(B, H, W, C)` array.
+            image, an image file path (str or `pathlib.Path`), a list mixing
+            those (any sizes), or a `(B, H, W, C)` array.
         image_size: output side `S`.
+        mean, std: per-channel normalisation (OpenAI's by default).
+        resize_mode: "shortest" (shortest side to `S`, center crop) or
+            "squash" (straight to `S x S`, no crop).
 
     Example:
         >>> import numpy as np
@@ -129,9 +157,17 @@ def preprocess_numpy(images, image_size):
         (1, 224, 224, 3)
     """
     image_size = rules.check_size(image_size)
-    items = _as_list(images)
+    mean, std = rules.check_mean_std(mean, std)
+    resize_mode = rules.check_resize_mode(resize_mode)
+    items, several = _as_list(images)
     out = np.empty((len(items), image_size, image_size, 3), dtype=np.float32)
     for i, item in enumerate(items):
+        try:
+            pixels = _resize_crop(_standardize_image(item), image_size, resize_mode)
+        except ValueError as error:
+            if not several:
+                raise
+            raise ValueError(f"images[{i}]: {error}") from error
         # As torchvision: uint8 -> float32 / 255, then (x - mean) / std in float32.
-        out[i] = rules.normalize(_resize_crop(_standardize_image(item), image_size))
+        out[i] = rules.normalize(pixels, mean, std)
     return out

@@ -129,49 +129,64 @@ def _resize(image, new_h, new_w, eight_bit, crop=None):
     return rules.two_pass_resize(image, height, width, new_h, new_w, one_pass, crop, cond=tf.cond)
 
 
-def _finish(pixels, has_alpha, image_size):
-    """RGBa -> RGB if needed, then CLIP normalisation; float32 (S, S, 3)."""
+def _finish(pixels, has_alpha, image_size, mean=rules.MEAN, std=rules.STD):
+    """RGBa -> RGB if needed, then normalisation by `mean` / `std`; float32 (S, S, 3)."""
     tf = _tf()
     if has_alpha:
         pixels = rules.unpremultiply(pixels[:, :, :3], pixels[:, :, 3:], _xp())
-    x = rules.normalize(pixels, tf.constant(rules.MEAN32), tf.constant(rules.STD32))
+    mean, std = rules.check_mean_std(mean, std)
+    x = rules.normalize(pixels, tf.constant(mean), tf.constant(std))
     return tf.ensure_shape(x, [image_size, image_size, 3])
 
 
-def _center_crop_geometry(image, image_size):
-    """(new_h, new_w, top, left): ints for static shapes, int32 tensors otherwise."""
+def _geometry(image, image_size, resize_mode):
+    """`rules.geometry`: ints for static shapes (or squash), int32 tensors otherwise."""
     tf = _tf()
     height, width = _dim(image, 0), _dim(image, 1)
-    if isinstance(height, int) and isinstance(width, int):
-        new_h, new_w = rules.resized_shape(height, width, image_size)
-        top, left = rules.center_offset(new_h, image_size), rules.center_offset(new_w, image_size)
-        return new_h, new_w, top, left
+    static = isinstance(height, int) and isinstance(width, int)
+    if static or resize_mode == "squash":
+        return rules.geometry(height, width, image_size, resize_mode)
     height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
-    new_h, new_w = rules.resized_shape(height, width, image_size, minimum=tf.minimum)
-    top, left = rules.center_offset(new_h, image_size), rules.center_offset(new_w, image_size)
-    return tuple(tf.cast(v, tf.int32) for v in (new_h, new_w, top, left))
+    values = rules.geometry(height, width, image_size, resize_mode, minimum=tf.minimum)
+    return tuple(tf.cast(v, tf.int32) for v in values)
 
 
-def center_crop_tf(image_uint8, image_size):
+def preprocess_tf(image_uint8, image_size, mean=rules.MEAN, std=rules.STD, resize_mode="shortest"):
     """In-graph eval transform for `tf.data`: float32 `(S, S, 3)` normalised.
 
-    Shortest side to `image_size` (antialiased bicubic, Pillow's pass order and
-    uint8 rounding), center crop, CLIP mean/std. Pixel values follow
+    Antialiased bicubic resize (Pillow's pass order and uint8 rounding) of the
+    shortest side to `image_size` then a center crop (`resize_mode="shortest"`),
+    or of both sides straight to `image_size` (`"squash"`, open_clip's mode
+    for DFN-5B weights); then `(x / 255 - mean) / std`. Pixel values follow
     `pixel_rule` (uint16 scaled by 1/257; float taken to be in [0, 1] and not
     rounded); values outside the rule fail a `tf.debugging.Assert`.
 
     Example:
         >>> import tensorflow as tf
         >>> ds = tf.data.Dataset.from_tensors(tf.zeros((300, 400, 3), tf.uint8))
-        >>> ds = ds.map(lambda im: center_crop_tf(im, 224))
+        >>> ds = ds.map(lambda im: preprocess_tf(im, 224, resize_mode="squash"))
     """
     image_size = rules.check_size(image_size)
+    resize_mode = rules.check_resize_mode(resize_mode)
+    rules.check_mean_std(mean, std)
     image, eight_bit, has_alpha = _prepare(image_uint8)
-    new_h, new_w, top, left = _center_crop_geometry(image, image_size)
-    if not isinstance(new_h, int):
+    new_h, new_w, top, left = _geometry(image, image_size, resize_mode)
+    if not isinstance(_dim(image, 0), int) or not isinstance(_dim(image, 1), int):
         image = _tf().ensure_shape(image, [None, None, image.shape[-1]])
-    pixels = _resize(image, new_h, new_w, eight_bit, crop=(top, left, image_size))
-    return _finish(pixels, has_alpha, image_size)
+    crop = None if resize_mode == "squash" else (top, left, image_size)
+    pixels = _resize(image, new_h, new_w, eight_bit, crop=crop)
+    return _finish(pixels, has_alpha, image_size, mean, std)
+
+
+def center_crop_tf(image_uint8, image_size, mean=rules.MEAN, std=rules.STD):
+    """`preprocess_tf` with `resize_mode="shortest"`: shortest side, center crop.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> ds = tf.data.Dataset.from_tensors(tf.zeros((300, 400, 3), tf.uint8))
+        >>> ds = ds.map(lambda im: center_crop_tf(im, 224))
+    """
+    return preprocess_tf(image_uint8, image_size, mean, std, "shortest")
 
 
 def resized_crop_tf(image_uint8, top, left, height, width, image_size):

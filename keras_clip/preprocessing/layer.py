@@ -19,7 +19,7 @@ from keras import ops
 from keras_clip.backend_utils import is_tf_tensor
 from keras_clip.preprocessing import rules
 from keras_clip.preprocessing.eager import preprocess_numpy
-from keras_clip.preprocessing.graph import center_crop_tf, check_values_tf
+from keras_clip.preprocessing.graph import check_values_tf, preprocess_tf
 
 
 def _check_values(x, rule):
@@ -69,7 +69,7 @@ def _static_batch(images):
     if height is None or width is None:
         raise ValueError(
             "Inside a model the image height and width must be static; received "
-            f"shape {images.shape}. Use `center_crop_tf` in tf.data for varied sizes."
+            f"shape {images.shape}. Use `preprocess_tf` in tf.data for varied sizes."
         )
     if channels not in (1, 3, 4):
         raise rules.channel_error(channels)
@@ -80,10 +80,11 @@ def _static_batch(images):
 class ImagePreprocessor(keras.layers.Layer):
     """CLIP image preprocessing to float32 `(B, S, S, 3)`.
 
-    - numpy arrays, PIL images or lists of them (any sizes; HW, HWC with
-      1/3/4 channels, or a batch): eager PIL-exact path, returns numpy.
+    - numpy arrays, PIL images, image file paths or lists mixing them (any
+      sizes; HW, HWC with 1/3/4 channels, or a batch): eager PIL-exact path,
+      returns numpy.
     - tf tensors (e.g. in `tf.data.Dataset.map`, any backend): in-graph path
-      (`center_crop_tf`), one HWC image or a batch.
+      (`preprocess_tf`), one HWC image or a batch.
     - backend tensors inside a model: `keras.ops` path (static H and W).
 
     Pixel values, the same on every path (`pixel_rule`): uint8 as is; uint16
@@ -94,6 +95,10 @@ class ImagePreprocessor(keras.layers.Layer):
 
     Args:
         image_size: output side `S` (224, 288, 336, 384 or 448 for OpenAI models).
+        mean, std: per-channel normalisation (OpenAI's by default; some open
+            weights use others, e.g. 0.5: `for_model` reads them off a model).
+        resize_mode: "shortest" (shortest side to `S`, center crop; OpenAI's)
+            or "squash" (both sides straight to `S`, no crop; DFN-5B's).
 
     Example:
         >>> import numpy as np
@@ -104,12 +109,39 @@ class ImagePreprocessor(keras.layers.Layer):
         2.146
     """
 
-    def __init__(self, image_size=224, **kwargs):
+    def __init__(self, image_size=224, mean=rules.MEAN, std=rules.STD, resize_mode="shortest",
+                 **kwargs):
         super().__init__(**kwargs)
         self.image_size = rules.check_size(image_size)
         self._declared_rule = None  # the pixel rule of the symbolic input, if any
-        self.mean = rules.MEAN
-        self.std = rules.STD
+        mean32, std32 = rules.check_mean_std(mean, std)
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+        self._mean32, self._std32 = mean32, std32
+        self.resize_mode = rules.check_resize_mode(resize_mode)
+
+    @classmethod
+    def for_model(cls, model, **kwargs):
+        """The preprocessor a model's weights expect: its image size and `preprocessing`.
+
+        Args:
+            model: a `keras_clip.CLIP` (or anything with a `CLIPConfig` as
+                `.config`) or a `CLIPConfig`.
+
+        Example:
+            >>> pre = ImagePreprocessor.for_model(keras_clip.from_preset(  # doctest: +SKIP
+            ...     "vit_h14_dfn5b", weights=None))
+            >>> pre.resize_mode  # doctest: +SKIP
+            'squash'
+        """
+        config = getattr(model, "config", model)
+        preprocessing = getattr(config, "preprocessing", None)
+        vision = getattr(config, "vision", None)
+        if preprocessing is None or vision is None:
+            raise ValueError("for_model expects a keras_clip CLIP model or a CLIPConfig; "
+                             f"received {type(model).__name__}.")
+        return cls(vision.image_size, mean=preprocessing.mean, std=preprocessing.std,
+                   resize_mode=preprocessing.resize_mode, **kwargs)
 
     def __call__(self, inputs, *args, **kwargs):
         if is_tf_tensor(inputs) and (
@@ -122,25 +154,28 @@ class ImagePreprocessor(keras.layers.Layer):
             self._declared_rule = rules.pixel_rule(inputs.dtype)
         if isinstance(inputs, keras.KerasTensor) or keras.ops.is_tensor(inputs):
             return super().__call__(inputs, *args, **kwargs)
-        # numpy arrays, PIL images, lists; anything else fails validation there.
-        return preprocess_numpy(inputs, self.image_size)
+        # numpy arrays, PIL images, paths, lists; anything else fails validation there.
+        return preprocess_numpy(inputs, self.image_size, self.mean, self.std, self.resize_mode)
 
     def _call_tf(self, images):
         import tensorflow as tf
 
         rank = images.shape.rank
         if rank in (2, 3):
-            return center_crop_tf(images, self.image_size)[None]
+            return self._one_tf(images)[None]
         if rank != 4:
             raise ValueError(
                 "Expected an image (H, W, C) or a batch (B, H, W, C); "
                 f"received shape {images.shape}."
             )
         return tf.map_fn(
-            lambda im: center_crop_tf(im, self.image_size),
+            self._one_tf,
             images,
             fn_output_signature=tf.TensorSpec((self.image_size,) * 2 + (3,), tf.float32),
         )
+
+    def _one_tf(self, image):
+        return preprocess_tf(image, self.image_size, self.mean, self.std, self.resize_mode)
 
     def call(self, images):
         rule = rules.pixel_rule(images.dtype)
@@ -159,14 +194,14 @@ class ImagePreprocessor(keras.layers.Layer):
         elif channels == 4:
             x = x[..., :3]
         size = self.image_size
-        new_h, new_w = rules.resized_shape(height, width, size)
-        crop = (rules.center_offset(new_h, size), rules.center_offset(new_w, size), size)
+        new_h, new_w, top, left = rules.geometry(height, width, size, self.resize_mode)
+        crop = None if self.resize_mode == "squash" else (top, left, size)
         resize = _resize_pass(eight_bit)
         x = rules.two_pass_resize(x, height, width, new_h, new_w, resize, crop, axis=1)
         if has_alpha:
             x = rules.unpremultiply(x[..., :3], x[..., 3:], ops)
-        mean = ops.convert_to_tensor(rules.MEAN32)
-        std = ops.convert_to_tensor(rules.STD32)
+        mean = ops.convert_to_tensor(self._mean32)
+        std = ops.convert_to_tensor(self._std32)
         return rules.normalize(x, mean, std)  # (B, S, S, 3)
 
     def compute_output_shape(self, input_shape):
@@ -175,5 +210,6 @@ class ImagePreprocessor(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"image_size": self.image_size})
+        config.update({"image_size": self.image_size, "mean": list(self.mean),
+                       "std": list(self.std), "resize_mode": self.resize_mode})
         return config

@@ -5,7 +5,9 @@ bicubic resize of the shortest side, center crop, `/ 255`, CLIP mean/std.
 Each path (`eager`, `graph`, `layer`; an ONNX graph reads the same facts)
 follows these rules:
 
-- geometry: `resized_shape` and `center_offset` (integer arithmetic only);
+- geometry: `resized_shape` and `center_offset` (integer arithmetic only),
+  or for `resize_mode="squash"` (open_clip's, for e.g. DFN-5B weights) both
+  sides straight to the output size with no crop (`geometry`);
 - pass order: Pillow resizes in two 1-D passes, `horizontal_pass_first`
   says which comes first, and `two_pass_resize` runs them (cropping between
   the passes is exact since they are separable);
@@ -30,8 +32,9 @@ import types
 
 import numpy as np
 
-MEAN = (0.48145466, 0.4578275, 0.40821073)
-STD = (0.26862954, 0.26130258, 0.27577711)
+from keras_clip.config import OPENAI_MEAN as MEAN
+from keras_clip.config import OPENAI_STD as STD
+from keras_clip.config import RESIZE_MODES
 MEAN32 = np.asarray(MEAN, dtype=np.float32)
 STD32 = np.asarray(STD, dtype=np.float32)
 
@@ -48,6 +51,29 @@ def check_size(image_size):
     if not is_int or image_size < 1:
         raise ValueError(f"image_size must be a positive int; received {image_size!r}.")
     return int(image_size)
+
+
+def check_resize_mode(resize_mode):
+    """`resize_mode` if it is one of `RESIZE_MODES`, else a ValueError."""
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode must be one of {RESIZE_MODES}; received {resize_mode!r}.")
+    return resize_mode
+
+
+def check_mean_std(mean, std):
+    """`(mean, std)` as float32 (3,) arrays: finite, 3 values each, std positive."""
+    arrays = []
+    for name, values in (("mean", mean), ("std", std)):
+        try:
+            array = np.asarray(values, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            array = None
+        if array is None or array.shape != (3,) or not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} must be 3 finite numbers (R, G, B); received {values!r}.")
+        arrays.append(array)
+    if np.any(arrays[1] <= 0):
+        raise ValueError(f"std must be positive; received {arrays[1].tolist()}.")
+    return tuple(arrays)
 
 
 def channel_error(received):
@@ -71,6 +97,21 @@ def resized_shape(height, width, image_size, minimum=min):
     """
     short = minimum(height, width)
     return (image_size * height) // short, (image_size * width) // short
+
+
+def geometry(height, width, image_size, resize_mode="shortest", minimum=min):
+    """(new_h, new_w, top, left): the resized shape and the crop's corner.
+
+    "shortest": `resized_shape` then a center crop; "squash": `(S, S)`, no crop.
+
+    Example:
+        >>> geometry(480, 640, 224), geometry(480, 640, 224, "squash")
+        ((224, 298, 0, 37), (224, 224, 0, 0))
+    """
+    if resize_mode == "squash":
+        return image_size, image_size, 0, 0
+    new_h, new_w = resized_shape(height, width, image_size, minimum)
+    return new_h, new_w, center_offset(new_h, image_size), center_offset(new_w, image_size)
 
 
 def center_offset(length, crop):
