@@ -5,7 +5,8 @@ Input `image`, uint8 `(height, width, channels)` of any size: 3 (RGB),
 does). Output `images`, float32 `(1, S, S, 3)`: what `ImagePreprocessor(S)`
 gives for the same array. The graph follows `preprocessing.rules`: the
 resized shape and crop offsets computed in-graph from the input shape
-(integer ops), Pillow's two 1-D passes in its order (an `If` on the shape),
+(integer ops; `resize_mode="squash"`: straight to S x S, no crop),
+Pillow's two 1-D passes in its order (an `If` on the shape),
 each an ONNX `Resize` (opset 18, cubic `a = -0.5`, `antialias=1`,
 `half_pixel`, `exclude_outside=1`, which is PIL's clipped and renormalised
 kernel) on uint8 so every pass rounds and clips as PIL, the crop right after
@@ -80,10 +81,12 @@ def _if(g, cond, name, then_build, else_build):
 
 
 # ------------------------------------------------------------------- geometry
-def _geometry(g, shape, size):
-    """In-graph `rules.resized_shape` / `center_offset`: int64 scalars (new_h, new_w, top, left)."""
+def _geometry(g, shape, size, resize_mode):
+    """In-graph `rules.geometry`: int64 scalars (height, width, new_h, new_w, top, left)."""
     height = g.Gather(shape, g.const(0))
     width = g.Gather(shape, g.const(1))
+    if resize_mode == "squash":  # straight to (S, S); the crop at (0, 0) keeps it all
+        return height, width, g.const(size), g.const(size), g.const(0), g.const(0)
     short = g.Max(g.Min(height, width), g.const(1))  # never divide by zero
     new_h = g.Div(g.Mul(g.const(size), height), short)
     new_w = g.Div(g.Mul(g.const(size), width), short)
@@ -201,11 +204,12 @@ def _checked_shape(g):
     return g.Add(shape, "checked_zero")  # (3,) int64, after the check
 
 
-def preprocessor_model(image_size, mean=rules.MEAN, std=rules.STD):
+def preprocessor_model(image_size, mean=rules.MEAN, std=rules.STD, resize_mode="shortest"):
     """The ONNX `ModelProto` of `image_preprocessor.onnx` for output side `image_size`."""
     from onnx import TensorProto, checker
 
     size = rules.check_size(image_size)
+    resize_mode = rules.check_resize_mode(resize_mode)
     mean, std = _channel_values(mean, "mean"), _channel_values(std, "std")
     if np.any(std <= 0):
         raise ValueError(f"std must be positive; received {std.tolist()}.")
@@ -213,7 +217,7 @@ def preprocessor_model(image_size, mean=rules.MEAN, std=rules.STD):
     shape = _checked_shape(g)
     is_rgba = g.Equal(g.Gather(shape, g.const(2)), g.const(4))
     image = g.Unsqueeze(_premultiplied(g, INPUT_NAME, is_rgba), g.const([0]))  # (1, H, W, C)
-    pixels = _two_passes(g, image, _geometry(g, shape, size), size)  # (1, S, S, C)
+    pixels = _two_passes(g, image, _geometry(g, shape, size, resize_mode), size)  # (1, S, S, C)
     x = g.Cast(_to_rgb(g, pixels, is_rgba), to=1)  # (1, S, S, 3) in [0, 255]
     x = g.Div(g.Sub(g.Div(x, g.const(255.0, np.float32)), g.const(mean, np.float32)),
               g.const(std, np.float32))
@@ -238,13 +242,16 @@ def _channel_values(values, name):
     return array
 
 
-def export_preprocessor_graph(path, image_size, mean=rules.MEAN, std=rules.STD):
+def export_preprocessor_graph(path, image_size, mean=rules.MEAN, std=rules.STD,
+                              resize_mode="shortest"):
     """Writes `image_preprocessor.onnx` (uint8 HWC image -> (1, S, S, 3)) to `path`.
 
     Args:
         path: the `.onnx` file to write.
         image_size: output side `S` (the image tower's input size).
         mean, std: per-channel normalisation (CLIP's by default).
+        resize_mode: "shortest" (shortest side, center crop) or "squash"
+            (straight to `S x S`), as `ImagePreprocessor`.
 
     Returns:
         `path`.
@@ -253,7 +260,7 @@ def export_preprocessor_graph(path, image_size, mean=rules.MEAN, std=rules.STD):
         >>> export_preprocessor_graph("image_preprocessor.onnx", 224)  # doctest: +SKIP
         'image_preprocessor.onnx'
     """
-    model = preprocessor_model(image_size, mean, std)
+    model = preprocessor_model(image_size, mean, std, resize_mode)
     with open(path, "wb") as f:
         f.write(model.SerializeToString())
     return path
