@@ -76,9 +76,11 @@ def _maybe_preprocess(model, images):
     images = np.asarray(images)
     if images.dtype != np.uint8:
         return images.astype(np.float32, copy=False)
-    size = getattr(model, "image_size", None) or images.shape[1]
     from keras_clip.preprocessing import ImagePreprocessor
 
+    if hasattr(getattr(model, "config", None), "preprocessing"):
+        return ImagePreprocessor.for_model(model)(images)  # the weights' mean/std/resize
+    size = getattr(model, "image_size", None) or images.shape[1]
     return ImagePreprocessor(int(size))(images)
 
 
@@ -129,7 +131,7 @@ def encode_images(model, images, batch_size=64, normalize=False, verbose=False,
     Args:
         model: a ``keras_clip.CLIP`` (or an object with ``encode_image``).
         images: preprocessed float32 ``(N, S, S, 3)`` (uint8 images are run
-            through ``ImagePreprocessor(model.image_size)`` first), or a
+            through ``ImagePreprocessor.for_model(model)`` first), or a
             dataset / iterable of batches (see ``iterate_batches``).
         batch_size: images per ``encode_image`` call for arrays.
         normalize: L2-normalise each embedding.

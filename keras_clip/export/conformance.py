@@ -71,7 +71,7 @@ def write_conformance(model, path, towers=("image_encoder", "text_encoder")):
     values = {"captions": np.array(CAPTIONS), "token_ids": token_ids}
     covered = ()
     if "image_encoder" in towers:
-        preprocess = ImagePreprocessor(model.image_size)
+        preprocess = ImagePreprocessor.for_model(model)
         pixels = np.concatenate([preprocess(image) for image in images])
         values.update({f"image_{index}": image for index, image in enumerate(images)})
         values["image_count"] = np.int64(len(images))

@@ -15,13 +15,15 @@ import json
 import os
 
 from keras_clip.digest import sha256_file
-from keras_clip.preprocessing import MEAN, STD
 from keras_clip.tokenizer import END_TOKEN_ID, START_TOKEN_ID
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 VOCABULARY_FILE = "bpe_simple_vocab_16e6.txt.gz"
-RESIZE_RULE = "resize shortest side to size (PIL bicubic, antialiased), center crop size x size"
+RESIZE_RULES = {
+    "shortest": "resize shortest side to size (PIL bicubic, antialiased), center crop size x size",
+    "squash": "resize to size x size (PIL bicubic, antialiased), no crop",
+}
 
 
 def list_files(directory, relative_paths):
@@ -59,9 +61,10 @@ def model_values(model, architecture=None):
         "logit_scale": float(model.logit_scale),
         "image": {
             "size": int(config.vision.image_size),
-            "mean": list(MEAN),
-            "std": list(STD),
-            "resize": RESIZE_RULE,
+            "mean": list(config.preprocessing.mean),
+            "std": list(config.preprocessing.std),
+            "resize_mode": config.preprocessing.resize_mode,
+            "resize": RESIZE_RULES[config.preprocessing.resize_mode],
             "layout": "NHWC float32, RGB scaled to [0, 1] then (x - mean) / std",
             "input": "images",
         },

@@ -160,7 +160,9 @@ def _write_graphs(model, directory, towers):
         graphs["text_tokenizer"] = name
     if "image_encoder" in towers:
         name = GRAPH_FILES["image_preprocessor"]
-        export_preprocessor_graph(os.path.join(directory, name), model.image_size)
+        pre = model.config.preprocessing
+        export_preprocessor_graph(os.path.join(directory, name), model.image_size, pre.mean,
+                                  pre.std, pre.resize_mode)
         graphs["image_preprocessor"] = name
     return graphs
 
@@ -178,6 +180,7 @@ def _onnx_metadata(values):
         "mean": image["mean"],
         "std": image["std"],
         "resize": image["resize"],
+        "resize_mode": image["resize_mode"],
         "context_length": str(text["context_length"]),
         "start_token_id": str(text["start_token_id"]),
         "end_token_id": str(text["end_token_id"]),
