@@ -20,6 +20,7 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 KINDS = {int: "an int", str: "a str", list: "a list", dict: "a dict"}
+RESIZE_MODES = ("shortest", "squash")
 
 
 def sha256_file(path, chunk=1 << 20):
@@ -84,7 +85,7 @@ def _field(manifest, dotted, kind, where):
 def check_manifest(folder, manifest):
     """Raises ValueError naming the field unless the manifest can be used safely.
 
-    Checks the fields `ClipEdge` reads (image size, mean, std, context length,
+    Checks the fields `ClipEdge` reads (image size, mean, std, resize mode, context length,
     vocabulary, a finite positive logit scale, each file's SHA-256; when present,
     the LiteRT towers, graphs and conformance thresholds) and that every listed
     path resolves inside `folder`.
@@ -98,6 +99,9 @@ def check_manifest(folder, manifest):
             raise ValueError(f"{where}: {key} must be 3 finite numbers, received {values!r:.80}.")
     if min(manifest["image"]["std"]) <= 0:
         raise ValueError(f"{where}: image.std must be positive, received {manifest['image']['std']}.")
+    if manifest["image"].get("resize_mode", "shortest") not in RESIZE_MODES:  # absent before: shortest
+        raise ValueError(f"{where}: image.resize_mode must be one of {RESIZE_MODES}, "
+                         f"received {manifest['image']['resize_mode']!r:.80}.")
     if _field(manifest, "text.context_length", int, where) < 2:
         raise ValueError(f"{where}: text.context_length must be >= 2, received {manifest['text']['context_length']}.")
     resolve(folder, _field(manifest, "text.vocabulary", str, where), "text.vocabulary")

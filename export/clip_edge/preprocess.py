@@ -1,8 +1,10 @@
 """CLIP image preprocessing with PIL only, identical to the reference pipeline.
 
 Shortest side resized to `size` with PIL bicubic (antialiased), center crop
-(offset `round((side - size) / 2)`), conversion to RGB, `/ 255`, then
-`(x - mean) / std`, float32 NHWC.
+(offset `round((side - size) / 2)`) — or, for `resize_mode="squash"` (the
+manifest's `image.resize_mode`, e.g. DFN-5B weights), both sides straight to
+`size` with no crop — then conversion to RGB, `/ 255`, `(x - mean) / std`,
+float32 NHWC.
 
 Pixel values: uint8 arrays and 8-bit PIL images as they are; 16-bit data
 (uint16 arrays, PIL modes `I;16`, `I;16B`, `I`, e.g. 16-bit grayscale PNGs)
@@ -22,6 +24,8 @@ import os
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from clip_edge.manifest import RESIZE_MODES
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
@@ -92,10 +96,19 @@ def to_pil(image):
     return Image.fromarray(np.ascontiguousarray(array))
 
 
-def resize_crop(image, size, mean=MEAN, std=STD):
+def check_resize_mode(resize_mode):
+    """`resize_mode` if it is one of `RESIZE_MODES`, else a ValueError."""
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode must be one of {RESIZE_MODES}; received {resize_mode!r:.40}.")
+    return resize_mode
+
+
+def resize_crop(image, size, mean=MEAN, std=STD, resize_mode="shortest"):
     """One PIL image -> normalised float32 `(size, size, 3)`."""
     width, height = image.size
-    if height <= width:
+    if check_resize_mode(resize_mode) == "squash":
+        new_h = new_w = size
+    elif height <= width:
         new_h, new_w = size, (size * width) // height
     else:
         new_h, new_w = (size * height) // width, size
@@ -132,10 +145,14 @@ def each_image(images, function):
     return results
 
 
-def preprocess(images, size, mean=MEAN, std=STD):
-    """Paths / file bytes / PIL images / uint8 or uint16 arrays -> float32 `(B, size, size, 3)`."""
+def preprocess(images, size, mean=MEAN, std=STD, resize_mode="shortest"):
+    """Paths / file bytes / PIL images / uint8 or uint16 arrays -> float32 `(B, size, size, 3)`.
+
+    `resize_mode`: "shortest" (shortest side, center crop) or "squash" (straight to size x size).
+    """
+    check_resize_mode(resize_mode)
     images = image_list(images)
     if not images:
         raise ValueError("Received no images.")
-    pixels = each_image(images, lambda image: resize_crop(to_pil(image), size, mean, std))
+    pixels = each_image(images, lambda image: resize_crop(to_pil(image), size, mean, std, resize_mode))
     return np.stack(pixels).astype(np.float32)

@@ -86,6 +86,7 @@ class ClipEdge:
         self.image_size = int(self.manifest["image"]["size"])
         self.mean = tuple(self.manifest["image"]["mean"])
         self.std = tuple(self.manifest["image"]["std"])
+        self.resize_mode = self.manifest["image"].get("resize_mode", "shortest")
         self.context_length = int(self.manifest["text"]["context_length"])
         self.logit_scale = float(self.manifest["logit_scale"])
         self.embed_dim = self._text.embed_dim
@@ -119,7 +120,7 @@ class ClipEdge:
         """
         if self.preprocessing == "graph":
             return self._graph_preprocessor(images)
-        return preprocess(images, self.image_size, self.mean, self.std)
+        return preprocess(images, self.image_size, self.mean, self.std, self.resize_mode)
 
     def encode_pixels(self, pixels, normalized=False):
         """Already preprocessed float32 `(B, S, S, 3)` -> embeddings `(B, D)`."""
