@@ -9,6 +9,7 @@ from keras_clip.config import CLIPConfig
 from keras_clip.layers import ContrastiveLogits
 from keras_clip.models import checkpoint_writers
 from keras_clip.models.contrastive_trainer import ContrastiveTrainer
+from keras_clip.models.lora import LoRAMixin, read_lora_file, write_lora_file
 from keras_clip.models.preset_folder import (
     load_preset_weights,
     read_preset_config,
@@ -59,7 +60,7 @@ def build_image_encoder(config, dtype=None):
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
-class CLIP(ContrastiveTrainer, keras.Model):
+class CLIP(LoRAMixin, ContrastiveTrainer, keras.Model):
     """Contrastive language-image model.
 
     Called on `{"images": (B, S, S, 3) float32, "token_ids": (B, L) int32}` it
@@ -72,6 +73,8 @@ class CLIP(ContrastiveTrainer, keras.Model):
         dtype: optional dtype policy for every layer (e.g. `"bfloat16"`).
         remat: gradient checkpointing: `False` or `True` (each residual block
             is recomputed in the backward pass); see `keras_clip.models.remat.remat_scope`.
+        lora: LoRA settings to restore (`enable_lora`'s arguments as a dict;
+            saved models record them); see `keras_clip.models.lora`.
 
     Training: `model.compile(optimizer=...)` then `model.fit(dataset)` with a
     dataset of `{"images", "token_ids"}` (see `keras_clip.training`).
@@ -84,7 +87,7 @@ class CLIP(ContrastiveTrainer, keras.Model):
         (1, 512)
     """
 
-    def __init__(self, config, dtype=None, remat=False, **kwargs):
+    def __init__(self, config, dtype=None, remat=False, lora=None, **kwargs):
         config = config if isinstance(config, CLIPConfig) else CLIPConfig.from_dict(config)
         with remat_scope(remat, config):
             image_encoder = build_image_encoder(config, dtype=dtype)
@@ -113,6 +116,12 @@ class CLIP(ContrastiveTrainer, keras.Model):
         self.contrastive_logits = self.get_layer("logits")
         self.remat = remat
         self._setup_contrastive_training()
+        self._restore_lora(lora)
+
+    def _towers_changed(self):
+        for tower in (self.image_encoder, self.text_encoder):  # retrace inference
+            _XLA_FUNCTIONS.pop(tower, None)
+            tower.predict_function = None
 
     @property
     def image_size(self):
@@ -144,6 +153,7 @@ class CLIP(ContrastiveTrainer, keras.Model):
     def save_to_preset(self, path):
         """Writes `config.json` and `model.weights.h5` to the folder `path`."""
         write_preset_folder(self, path)
+        write_lora_file(self, path)
 
     def save_open_clip(self, path):
         """Writes an open_clip `.safetensors` file (OpenAI key names) of this model.
@@ -170,7 +180,7 @@ class CLIP(ContrastiveTrainer, keras.Model):
         Example:
             >>> model = CLIP.from_preset_folder("my_preset")  # doctest: +SKIP
         """
-        model = cls(read_preset_config(path), dtype=dtype, **kwargs)
+        model = cls(read_preset_config(path), dtype=dtype, lora=read_lora_file(path), **kwargs)
         load_preset_weights(model, path)
         return model
 
@@ -179,6 +189,7 @@ class CLIP(ContrastiveTrainer, keras.Model):
             "config": self.config.to_dict(),
             "dtype": self.dtype_override,
             "remat": self.remat,
+            "lora": self.lora_config,
             "name": self.name,
             "trainable": self.trainable,
         }
