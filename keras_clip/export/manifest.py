@@ -11,6 +11,7 @@ Example:
     224
 """
 
+import hashlib
 import json
 import os
 
@@ -138,3 +139,35 @@ def verify_files(directory, manifest, names=None):
                 f"SHA-256 mismatch for {full}: expected {expected} (manifest), "
                 f"received {actual}. The file is damaged or was modified."
             )
+
+
+def source_record(spec, random_weights=False):
+    """The manifest's `source`: where an exported model's weights came from.
+
+    Args:
+        spec: a built-in preset name, or the path of the checkpoint file or
+            folder the model was loaded from.
+        random_weights: True if the weights are random (not trained).
+
+    Returns:
+        `{"preset" or "path", "sha256", "random_weights"}`: for a preset, the
+        pinned SHA-256 of its weights file (None if random or not pinned); for
+        a file, its SHA-256; for a folder, the SHA-256 of its `sha256sum`
+        listing (`<sha256>  <relative path>` lines, sorted by path).
+
+    Example:
+        >>> source_record("vit_b32", random_weights=True)
+        {'preset': 'vit_b32', 'sha256': None, 'random_weights': True}
+    """
+    from keras_clip.presets.catalog import list_presets, weight_sources
+
+    if spec in list_presets():
+        digest = None if random_weights else weight_sources().get(spec, {}).get("sha256")
+        return {"preset": spec, "sha256": digest, "random_weights": bool(random_weights)}
+    if os.path.isdir(spec):
+        listing = "".join(f"{sha256_file(os.path.join(spec, path))}  {path}\n"
+                          for path in list_files(spec, sorted(os.listdir(spec))))
+        digest = hashlib.sha256(listing.encode("utf-8")).hexdigest()
+    else:
+        digest = sha256_file(spec)
+    return {"path": os.fspath(spec), "sha256": digest, "random_weights": bool(random_weights)}

@@ -11,7 +11,9 @@
   uint8 weights (per output channel), activations quantized at run time. Signed
   int8 weights were tried first and lose accuracy on x86 CPUs without VNNI
   (u8 x s8 products saturate in 16 bits): cosine to fp32 0.90 vs 0.998 on the
-  tiny test tower, so uint8 is used.
+  tiny test tower, so uint8 is used. onnxruntime's advice to run its
+  pre-processing first (symbolic shape inference and graph optimisation,
+  meant for static quantization) is not applied and its log line is filtered.
 
 Example:
     >>> from keras_clip.export.quantize import to_fp16, to_int8
@@ -19,6 +21,8 @@ Example:
     >>> to_int8("image_encoder.onnx", "image_encoder.int8.onnx")  # doctest: +SKIP
 """
 
+import contextlib
+import logging
 import os
 
 FP16_OPS = ("MatMul", "Gemm", "Conv")
@@ -103,13 +107,14 @@ def to_int8(source, target):
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        source,
-        target,
-        weight_type=QuantType.QUInt8,
-        op_types_to_quantize=["MatMul", "Gemm"],
-        per_channel=True,
-    )
+    with _without_preprocessing_advice():
+        quantize_dynamic(
+            source,
+            target,
+            weight_type=QuantType.QUInt8,
+            op_types_to_quantize=["MatMul", "Gemm"],
+            per_channel=True,
+        )
     model = onnx.load(target)
     # quantize_dynamic drops nothing we set, but make sure the metadata survived.
     source_meta = {p.key: p.value for p in onnx.load(source, load_external_data=False).metadata_props}
@@ -121,6 +126,23 @@ def to_int8(source, target):
         onnx.save_model(model, target)
     onnx.checker.check_model(target)
     return target
+
+
+class _PreprocessingAdvice(logging.Filter):
+    """Drops onnxruntime's "consider pre-processing before quantization" log record."""
+
+    def filter(self, record):
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice():
+    root, advice = logging.getLogger(), _PreprocessingAdvice()
+    root.addFilter(advice)  # onnxruntime logs it on the root logger
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def variant_path(path, variant):

@@ -8,6 +8,11 @@ Writes, per format: ONNX `image_encoder.onnx` / `text_encoder.onnx` (plus
 `.fp16.tflite` / `.int8.tflite`). Always: the tokenizer vocabulary,
 `conformance.npz` and `manifest.json`; see `keras_clip.export`.
 
+The folder is written as a hidden temporary sibling (`.<name>.partial-*`) and
+renamed into place at the end, so a killed export leaves no folder that looks
+complete. A folder that holds anything but a previous export is refused unless
+`overwrite=True`; the previous contents are removed, so no stale files remain.
+
 Example:
     >>> from keras_clip.export import export_towers
     >>> manifest = export_towers(model, "vit_b32_export", int8=True)  # doctest: +SKIP
@@ -16,13 +21,21 @@ Example:
 import importlib.metadata
 import os
 import shutil
+import tempfile
 import time
 
 import keras
 
 from keras_clip.export import conformance
 from keras_clip.export.litert import export_litert, litert_from_saved_models
-from keras_clip.export.manifest import VOCABULARY_FILE, file_entries, model_values, write_manifest
+from keras_clip.export.manifest import (
+    MANIFEST_FILE,
+    VOCABULARY_FILE,
+    file_entries,
+    model_values,
+    read_manifest,
+    write_manifest,
+)
 from keras_clip.export.onnx_export import DEFAULT_OPSET, TOWERS, export_onnx
 from keras_clip.export.preprocessor_graph import export_preprocessor_graph
 from keras_clip.export.quantize import to_fp16, to_int8, variant_path
@@ -42,18 +55,31 @@ def export_towers(
     int8=False,
     architecture=None,
     towers=TOWERS,
+    overwrite=False,
+    source=None,
+    phases=None,
 ):
     """Exports `model`'s towers into `directory`; returns the manifest (a dict).
 
     Args:
         model: a `keras_clip.CLIP`.
-        directory: output folder (created; existing export files are replaced).
+        directory: output folder: new, empty, or a previous export (replaced
+            whole, so no stale files remain).
         formats: any of `"saved_model"`, `"onnx"`, `"litert"` (default: all).
         opset: ONNX opset of the towers, >= 17 (the pre-processing graphs use their own).
         fp16: also write the fp16 variants (`<tower>.fp16.onnx` / `.fp16.tflite`).
         int8: also write the int8 variants (dynamic quantization).
         architecture: name recorded in the manifest (defaults to the config's).
         towers: which towers, `("image_encoder", "text_encoder")` by default.
+        overwrite: replace a non-empty `directory` that is not a previous export.
+        source: where the weights came from, recorded as the manifest's
+            `source` (see `manifest.source_record`); default: unknown.
+        phases: a `keras_clip.phases.Phases` announcing each step (its names
+            include `export_phases(...)`); None: silent.
+
+    Raises:
+        OSError: `directory` is a file, or a non-empty folder that is not a
+            previous export (without `overwrite`).
 
     Example:
         >>> export_towers(model, "out", formats=("onnx",), fp16=True)  # doctest: +SKIP
@@ -72,40 +98,120 @@ def export_towers(
     if (fp16 or int8) and not {"onnx", "litert"} & set(formats):
         raise ValueError("fp16/int8 variants are ONNX or LiteRT files: include 'onnx' or 'litert' "
                          "in `formats`.")
-    os.makedirs(directory, exist_ok=True)
+    check_destination(directory, overwrite)
+    announce = phases or (lambda name: None)
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(directory))}.partial-",
+                               dir=parent)
+    try:
+        values = _write_folder(model, staging, formats, opset, fp16, int8, architecture, towers,
+                               source, announce)
+        _replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return values
 
+
+def export_phases(formats=FORMATS, towers=TOWERS, fp16=False, int8=False):
+    """The names of `export_towers`' steps for these options, in order.
+
+    Example:
+        >>> export_phases(("onnx",), ("text_encoder",), int8=True)
+        ['writing text_encoder.onnx', 'quantizing text_encoder.onnx to int8', 'writing the pre-processing graphs', 'writing conformance.npz and manifest.json']
+    """
+    names = []
+    for tower in towers:
+        if "onnx" in formats:
+            names.append(f"writing {tower}.onnx")
+            names += [f"converting {tower}.onnx to fp16"] if fp16 else []
+            names += [f"quantizing {tower}.onnx to int8"] if int8 else []
+    names += ["writing the pre-processing graphs"] if "onnx" in formats else []
+    names += ["writing the SavedModels"] if "saved_model" in formats else []
+    names += ["writing the LiteRT files"] if "litert" in formats else []
+    return names + [f"writing {conformance.CONFORMANCE_FILE} and {MANIFEST_FILE}"]
+
+
+def is_export_folder(directory):
+    """True if `directory` holds a `manifest.json` written by `export_towers`."""
+    try:
+        return "exporter" in read_manifest(directory)
+    except ValueError:
+        return False
+
+
+def check_destination(directory, overwrite=False):
+    """Raises OSError unless `export_towers` may write `directory` (see its Args).
+
+    Example:
+        >>> check_destination("new_folder")
+    """
+    if not os.path.lexists(directory):
+        return
+    if not os.path.isdir(directory) or os.path.islink(directory):
+        raise OSError(f"The output {directory} exists and is not a folder; choose a folder name.")
+    here, target = os.path.realpath(os.getcwd()), os.path.realpath(directory)
+    if here == target or here.startswith(target + os.sep):
+        raise OSError(f"The output {directory} is the current folder or holds it; export into a "
+                      "new sub-folder instead.")
+    if overwrite or not os.listdir(directory) or is_export_folder(directory):
+        return
+    raise OSError(f"The output folder {directory} is not empty and holds no previous export "
+                  f"(no {MANIFEST_FILE} of ours); choose a new folder, or pass --overwrite "
+                  "(overwrite=True) to replace everything in it.")
+
+
+def _replace(staging, directory):
+    """Moves the finished `staging` folder to `directory`, removing what was there."""
+    if not os.path.lexists(directory):
+        os.rename(staging, directory)
+        return
+    trash = tempfile.mkdtemp(prefix=f"{os.path.basename(staging)}.old-",
+                             dir=os.path.dirname(staging))
+    os.rename(directory, os.path.join(trash, "previous"))
+    os.rename(staging, directory)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _write_folder(model, directory, formats, opset, fp16, int8, architecture, towers, source,
+                  announce):
+    """Writes every file of the export into the (new, empty) `directory`; returns the manifest."""
     values = model_values(model, architecture)
     metadata = _onnx_metadata(values)
     onnx_files, saved_models, seconds, routes = {}, {}, {}, {}
     for name in towers:
         if "onnx" in formats:
             path = os.path.join(directory, f"{name}.onnx")
+            announce(f"writing {name}.onnx")
             start = time.perf_counter()
             routes["onnx"] = export_onnx(model, name, path, opset=opset, metadata=dict(metadata, tower=name))
             seconds[f"{name}.onnx"] = time.perf_counter() - start
             onnx_files[name] = {"fp32": os.path.basename(path)}
             for variant, wanted, convert in (("fp16", fp16, to_fp16), ("int8", int8, to_int8)):
                 if wanted:
+                    announce(f"{'quantizing' if variant == 'int8' else 'converting'} "
+                             f"{name}.onnx to {variant}")
                     start = time.perf_counter()
                     convert(path, variant_path(path, variant))
                     seconds[f"{name}.{variant}.onnx"] = time.perf_counter() - start
                     onnx_files[name][variant] = os.path.basename(variant_path(path, variant))
     graphs = {}
     if "onnx" in formats:
+        announce("writing the pre-processing graphs")
         start = time.perf_counter()
         graphs = _write_graphs(model, directory, towers)
         seconds["graphs"] = time.perf_counter() - start
     if "saved_model" in formats:
         names = list(towers) + ([STRINGS] if "text_encoder" in towers else [])
-        for name in names:
-            if os.path.isdir(os.path.join(directory, name)):
-                shutil.rmtree(os.path.join(directory, name))
-            saved_models[name] = name
+        saved_models = {name: name for name in names}
+        announce("writing the SavedModels")
         start = time.perf_counter()
         routes["saved_model"] = export_saved_models(model, names, directory)
         seconds["saved_model"] = time.perf_counter() - start
     litert_files = {}
     if "litert" in formats:
+        announce("writing the LiteRT files")
         start = time.perf_counter()
         if "saved_model" in formats and keras.backend.backend() != "jax":
             # convert the TensorFlow SavedModels just written (jax2tf's do not convert)
@@ -118,6 +224,7 @@ def export_towers(
 
     from keras_clip.tokenizer import DEFAULT_VOCABULARY
 
+    announce(f"writing {conformance.CONFORMANCE_FILE} and {MANIFEST_FILE}")
     shutil.copyfile(DEFAULT_VOCABULARY, os.path.join(directory, VOCABULARY_FILE))
     checked = conformance.write_conformance(
         model, os.path.join(directory, conformance.CONFORMANCE_FILE), towers)
@@ -138,6 +245,7 @@ def export_towers(
                 "token_agreement": conformance.TOKEN_AGREEMENT,
             },
             "files": file_entries(directory, listed),
+            "source": source or {"random_weights": None},  # None: not told
             "exporter": {
                 "backend": keras.backend.backend(),
                 "routes": routes,
