@@ -432,7 +432,8 @@ def test_export_command_line(exports, tmp_path, capsys):
     preset = tmp_path / "tiny_preset"
     model.save_to_preset(str(preset))
     output = tmp_path / "cli_export"
-    assert main(["export", str(preset), "--formats", "onnx", "--output", str(output), "--check"]) == 0
+    assert main(["export", str(preset), "--formats", "onnx", "--output", str(output), "--check",
+                 "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     manifest = read_manifest(str(output))
     assert manifest["architecture"] == "tiny_preset"
