@@ -224,7 +224,7 @@ def test_clip_edge_cli_embed_and_classify(exported):
     assert result.returncode == 0, result.stderr[-3000:]
     assert np.load(out).shape == (2, 64)
 
-    result = _run([str(script), "classify", folder, str(photos), "--labels", "cat,dog,car"])
+    result = _run([str(script), "classify", folder, str(photos), "--labels", "cat,dog,car", "--json"])
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert [os.path.basename(r["image"]) for r in rows] == ["a.png", "b.jpg"]

@@ -238,7 +238,7 @@ CLI_CASES = {  # name: (prepare the export copy, arguments, what the error line 
     "manifest_outside_path": (lambda d: _point_outside(d, "relative", "image_encoder.onnx"), CLASSIFY,
                               "outside the export folder"),
     "missing_image": (None, "classify {d} {t}/missing.png --labels cat", "missing.png"),
-    "text_as_image": (None, "embed {d} --images {t}/c.txt --out {t}/o.npy", "image .*c.txt"),
+    "text_as_image": (None, "embed {d} --images {t}/c.txt --out {t}/o.npy", "--images .*c.txt"),
     "empty_labels": (None, "classify {d} {t}/a.png --labels ,", "--labels"),
     "template_without_braces": (None, CLASSIFY + " --template x", "template"),
     "batch_size_zero": (None, "--batch-size 0 " + EMBED_TEXTS, "--batch-size"),
