@@ -29,6 +29,7 @@ import unicodedata
 
 import numpy as np
 
+from keras_clip.export.numeric_entities import numeric_entity_nodes
 from keras_clip.tokenizer import CLIPTokenizer, _byte_symbols
 
 _CONTRIB = "ai.onnx.contrib"
@@ -118,21 +119,16 @@ _DELETED = _alternation(
 
 
 def _entity_table():
-    """(entity, text) pairs: common HTML entities (named and numeric)."""
+    """(entity, text) pairs: common named HTML entities (numeric ones: `numeric_entities`)."""
     names = ["amp", "lt", "gt", "quot", "apos", "nbsp", "hellip", "mdash", "ndash",
              "copy", "reg", "trade", "euro", "pound", "yen", "cent", "deg", "frac12",
              "frac14", "frac34", "eacute", "egrave", "aacute", "agrave", "uuml", "ouml",
              "auml", "ccedil", "ntilde", "zwj", "zwnj", "shy", "laquo", "raquo",
-             "lsquo", "rsquo", "ldquo", "rdquo", "times", "middot", "bull",
-             "#39", "#x27", "#8220", "#8221", "#8217", "#8216", "#8211", "#8212"]
+             "lsquo", "rsquo", "ldquo", "rdquo", "times", "middot", "bull"]
     pairs = [(f"&{n};", html.unescape(f"&{n};")) for n in names]
     # Names HTML also reads without ';' (after the ';' forms: "&not" is in "&notin;").
     pairs += [(f"&{n}(?!;)", html.unescape(f"&{n}")) for n in ["amp", "lt", "gt", "quot", "nbsp",
                                                           "copy", "reg", "not"]]
-    pairs += [("&#0;", "\ufffd")]
-    # A surrogate code point (hex or decimal) is one replacement character.
-    pairs += [(r"&#[xX][dD][89a-fA-F][0-9a-fA-F]{2};(?!;)", "\ufffd"),
-              (r"&#(?:55[3-9]\d\d|56\d\d\d|57[0-2]\d\d|573[0-3]\d|5734[0-3]);(?!;)", "\ufffd")]
     return [(e, t) for e, t in pairs if e != t]
 
 
@@ -184,6 +180,10 @@ class _Builder:
 
 
 def _unescape(builder):
+    """One `html.unescape` pass: numeric references computed, named ones from the table."""
+    builder._n += 1
+    nodes, builder.current = numeric_entity_nodes(builder.current, f"entities_{builder._n}")
+    builder.nodes += nodes
     for entity, text in _entity_table():
         pattern = entity if entity.endswith("(?!;)") else _literal(entity)
         builder.replace(pattern, _rewrite(text))
@@ -489,7 +489,8 @@ def build_tokenizer_graph(context_length=77, tokenizer=None):
         [helper.make_tensor_value_info("texts", TensorProto.STRING, ["batch"])],
         [helper.make_tensor_value_info("token_ids", TensorProto.INT32, ["batch", context_length])])
     model = helper.make_model(graph, opset_imports=[
-        helper.make_opsetid("", 20), helper.make_opsetid(_CONTRIB, 1)],
+        helper.make_opsetid("", 20), helper.make_opsetid(_CONTRIB, 1),
+        helper.make_opsetid("ai.onnx.ml", 4)],
         producer_name="keras_clip")
     helper.set_model_props(model, {"context_length": str(context_length)})
     return model
