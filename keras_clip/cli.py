@@ -24,10 +24,6 @@ Examples:
   keras-clip <command> --help                       # each command's options"""
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows every option's default and keeps the descriptions' line breaks (examples)."""
-
-
 def commands():
     """`{sub-command: its module}`, in `--help` order."""
     from keras_clip.commands import convert, demo, embed, presets, train
@@ -46,6 +42,8 @@ def add_verbose(parser, default=False):
 
 def build_parser():
     """The argparse parser with every sub-command registered."""
+    from keras_clip.commands import HelpFormatter
+
     parser = argparse.ArgumentParser(prog="keras-clip", description=DESCRIPTION,
                                      formatter_class=HelpFormatter)
     add_verbose(parser)

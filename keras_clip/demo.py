@@ -15,10 +15,13 @@ Example:
 import importlib.util
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from keras_clip.phases import Phases
 
 DEMO_CONFIG = {
     "name": "demo_shapes_clip",
@@ -65,7 +68,7 @@ def _train(model, samples, epochs, batch_size, learning_rate, seed, verbose):
     model.compile(optimizer=build_optimizer(
         model, learning_rate, total_steps=steps * epochs, warmup_steps=min(30, steps * epochs - 1),
         weight_decay=0.1))
-    history = model.fit(dataset, epochs=epochs, verbose=verbose,
+    history = model.fit(dataset, epochs=epochs, verbose=verbose, shuffle=False,  # tf.data shuffles
                         callbacks=[keras.callbacks.TerminateOnNaN()])
     return {name: [float(v) for v in values] for name, values in history.history.items()}
 
@@ -149,7 +152,7 @@ def _plots(model, history, results, output_dir):
     return paths
 
 
-def _export_and_compare(model, results, output_dir):
+def _export_and_compare(model, results, output_dir, overwrite=False):
     """Exports fp32 and int8 ONNX towers and compares the edge runtime with Keras."""
     from clip_edge import ClipEdge  # the edge package: pip install ./export
 
@@ -157,7 +160,8 @@ def _export_and_compare(model, results, output_dir):
     from keras_clip.export import export_towers
 
     folder = os.path.join(output_dir, "export")
-    export_towers(model, folder, formats=("onnx",), int8=True)
+    export_towers(model, folder, formats=("onnx",), int8=True, overwrite=overwrite,
+                  source={"random_weights": False, "trained_by": "keras-clip demo"})
     images, captions = results.pairs.images[:64], results.pairs.captions[:64]
     keras_images = evaluation.encode_images(model, images, normalize=True)
     keras_texts = evaluation.encode_texts(model, captions, normalize=True)
@@ -177,9 +181,17 @@ def _export_and_compare(model, results, output_dir):
     return comparison
 
 
+PHASES = ("training", "evaluating zero-shot, linear probe and retrieval", "writing the plots",
+          "exporting to ONNX and comparing the edge runtime with Keras", "writing summary.json")
+SUMMARY_FILE = "summary.json"
+
+
 def run_demo(output_dir="demo_output", samples=4096, epochs=15, batch_size=128,
-             learning_rate=2e-3, eval_samples=1000, seed=0, export=True, verbose=1):
+             learning_rate=2e-3, eval_samples=1000, seed=0, export=True, verbose=1,
+             overwrite=False):
     """Trains, evaluates, plots and exports the demo model; returns a summary dict.
+
+    Prints `[k/N] <phase>…` as each step starts (unless `verbose=0`).
 
     Args:
         output_dir: where plots, `summary.json`, the preset and the export go.
@@ -191,6 +203,8 @@ def run_demo(output_dir="demo_output", samples=4096, epochs=15, batch_size=128,
         seed: data and initialisation seed.
         export: export both towers to ONNX and compare the edge runtime to Keras.
         verbose: Keras progress bar (1), one line per epoch (2) or silent (0).
+        overwrite: replace the outputs of a previous run in `output_dir`
+            (refused otherwise, before any work).
     """
     import keras
 
@@ -206,16 +220,34 @@ def run_demo(output_dir="demo_output", samples=4096, epochs=15, batch_size=128,
         raise ValueError("The demo's export step runs the edge runtime, which is not installed: "
                          "pip install ./export (from the repository), or skip it with "
                          "--no-export (export=False).")
+    if os.path.exists(os.path.join(output_dir, SUMMARY_FILE)) and not overwrite:
+        raise OSError(f"{output_dir} already holds a demo's {SUMMARY_FILE}; choose another "
+                      "--output, or pass --overwrite (overwrite=True) to replace it.")
+    if export:
+        from keras_clip.export.towers import check_destination
+
+        check_destination(os.path.join(output_dir, "export"), overwrite)
+    phase = Phases([p for p in PHASES if export or not p.startswith("exporting")],
+                   verbose=bool(verbose))
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     started = time.time()
+    phase("training")
     model = keras_clip.CLIP(DEMO_CONFIG)
     history = _train(model, samples, epochs, batch_size, learning_rate, seed, verbose)
     train_seconds = time.time() - started
-    model.save_to_preset(os.path.join(output_dir, "model"))
+    model_folder = os.path.join(output_dir, "model")
+    if os.path.isdir(model_folder):  # a previous run's (overwrite=True)
+        shutil.rmtree(model_folder)
+    model.save_to_preset(model_folder)
+    phase("evaluating zero-shot, linear probe and retrieval")
     results = _evaluate(model, eval_samples, seed + 1000)
+    phase("writing the plots")
     plots = _plots(model, history, results, output_dir)
-    edge = _export_and_compare(model, results, output_dir) if export else None
+    if export:
+        phase("exporting to ONNX and comparing the edge runtime with Keras")
+    edge = _export_and_compare(model, results, output_dir, overwrite) if export else None
+    phase("writing summary.json")
     summary = {
         "backend": keras.backend.backend(),
         "parameters": int(model.count_params()),
@@ -226,7 +258,7 @@ def run_demo(output_dir="demo_output", samples=4096, epochs=15, batch_size=128,
         "plots": plots,
         "total_seconds": round(time.time() - started, 1),
     }
-    with open(os.path.join(output_dir, "summary.json"), "w", encoding="utf-8") as file:
+    with open(os.path.join(output_dir, SUMMARY_FILE), "w", encoding="utf-8") as file:
         json.dump(summary, file, indent=2)
     return summary
 

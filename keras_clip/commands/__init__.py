@@ -9,7 +9,35 @@ Example:
     $ keras-clip eval zeroshot --model runs/x/final --images photos/ --templates openai_7
 """
 
+import argparse
 import os
+import textwrap
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default (not None/False) and keeps indented lines (examples) as written.
+
+    Lines of a description that start with a space are printed as they are;
+    the other lines are joined into paragraphs and wrapped to the terminal.
+    """
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+    def _fill_text(self, text, width, indent):
+        blocks, prose = [], []
+        for line in text.splitlines() + [""]:
+            if line.strip() and not line.startswith(" "):
+                prose.append(line.strip())
+                continue
+            if prose:
+                blocks.append(textwrap.fill(" ".join(prose), width, initial_indent=indent,
+                                            subsequent_indent=indent))
+                prose = []
+            blocks.append(indent + line)
+        return "\n".join(blocks[:-1])
 
 
 def load_model(spec, random_weights=False):

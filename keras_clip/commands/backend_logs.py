@@ -20,7 +20,7 @@ import threading
 
 ABSL_LINE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-    rb"|[IWE]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.-]+:\d+\]"
+    rb"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\]"
     rb"|To enable the following instructions: .* rebuild TensorFlow)"
 )
 

@@ -12,7 +12,10 @@ PARSER = {
     "help": "Convert a checkpoint (keras_clip preset folder, open_clip file, transformers folder).",
     "description": "Reads SRC (a preset name, a keras_clip preset folder, an OpenAI/open_clip "
                    "checkpoint or a transformers CLIP folder) and writes DST as a keras_clip "
-                   "preset folder, an open_clip .safetensors file or a transformers folder.",
+                   "preset folder, an open_clip .safetensors file or a transformers folder.\n\n"
+                   "Example:\n"
+                   "  keras-clip convert ViT-H-14.safetensors vit_h14/ --config vit_h14_laion2b\n"
+                   "  keras-clip convert vit_h14/ vit_h14_hf/ --to transformers",
 }
 TARGETS = ("keras", "open_clip", "transformers")
 
@@ -24,8 +27,8 @@ def add_arguments(parser):
     parser.add_argument("dst", help="file or folder to write (must not exist)")
     parser.add_argument("--config", help="the architecture SRC holds, where its shapes cannot "
                         "tell: a preset name or a config JSON path")
-    parser.add_argument("--to", choices=TARGETS, help="output format (default: open_clip for a "
-                        "DST ending in .safetensors, else keras)")
+    parser.add_argument("--to", choices=TARGETS, help="output format; when not given: "
+                        "open_clip for a DST ending in .safetensors, else keras")
 
 
 def target(args):
@@ -37,8 +40,12 @@ def target(args):
 
 def run(args):
     """Converts SRC into DST; returns 0."""
+    from keras_clip.commands import check_preset
     from keras_clip.presets import from_preset
 
+    check_preset(args.src, "SRC")
+    if args.config is not None:
+        check_preset(args.config, "--config")
     if os.path.lexists(args.dst):
         raise OSError(f"{args.dst} already exists; convert writes a new file or folder.")
     to = target(args)

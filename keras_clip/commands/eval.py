@@ -10,13 +10,29 @@ Example:
 
 import os
 
-from keras_clip.commands import load_model
+from keras_clip.commands import HelpFormatter, load_model
 
-PARSER = {"help": "Zero-shot, linear-probe or retrieval evaluation."}
+PARSER = {
+    "help": "Zero-shot, linear-probe or retrieval evaluation.",
+    "description": "Evaluates a model (preset name, preset folder or checkpoint) on a folder "
+                   "of class sub-folders, a CSV/TSV table, WebDataset shards or the bundled "
+                   "synthetic shapes, and prints a table of figures. `keras-clip eval TASK "
+                   "--help` lists each task's options.\n\n"
+                   "Example:\n"
+                   "  keras-clip eval zeroshot --model vit_b32 --images photos/ "
+                   "--templates openai_imagenet_7\n"
+                   "  keras-clip eval retrieval --model vit_b32 --csv pairs.csv",
+}
 TASKS = {
     "zeroshot": "zero-shot classification with prompt ensembling",
     "linear-probe": "logistic regression on frozen image features",
     "retrieval": "image<->text recall@1/5/10",
+}
+EXAMPLES = {
+    "zeroshot": "keras-clip eval zeroshot --model vit_b32 --images photos/ "
+                "--templates openai_imagenet_7",
+    "linear-probe": "keras-clip eval linear-probe --model vit_b32 --images photos/",
+    "retrieval": "keras-clip eval retrieval --model vit_b32 --csv pairs.csv",
 }
 
 
@@ -24,23 +40,29 @@ def add_arguments(parser):
     """Adds the three tasks, each with its model and data options, to `parser`."""
     tasks = parser.add_subparsers(dest="task", required=True)
     for task, help_text in TASKS.items():
-        sub = tasks.add_parser(task, help=help_text, description=help_text)
+        sub = tasks.add_parser(task, help=help_text, formatter_class=HelpFormatter,
+                               description=f"{help_text[0].upper()}{help_text[1:]}.\n\n"
+                                           f"Example:\n  {EXAMPLES[task]}")
         sub.set_defaults(images=None)  # retrieval has no --images
-        sub.add_argument("--model", required=True, help="preset name, preset folder or checkpoint")
+        sub.add_argument("--model", required=True,
+                         help="preset name (`keras-clip presets`), preset folder or checkpoint")
         sub.add_argument("--random-weights", action="store_true",
-                         help="for a built-in name: random weights (no download)")
+                         help="for a built-in name: random weights (no download; figures at "
+                              "chance, for trying the command)")
         source = sub.add_mutually_exclusive_group()
         if task != "retrieval":
             source.add_argument("--images", help="folder with one sub-folder of images per class")
         source.add_argument("--csv", help="CSV/TSV table of image paths and captions")
         source.add_argument("--webdataset", help="WebDataset shards pattern")
         sub.add_argument("--synthetic", type=int, default=1000,
-                         help="bundled synthetic data, N samples (default when no data given)")
-        sub.add_argument("--synthetic-split", default="all", choices=["train", "heldout", "all"])
-        sub.add_argument("--csv-img-key", default="filepath")
-        sub.add_argument("--csv-caption-key", default="title")
-        sub.add_argument("--csv-label-key", default="label")
-        sub.add_argument("--seed", type=int, default=1)
+                         help="bundled synthetic data, N samples (used when no data is given)")
+        sub.add_argument("--synthetic-split", default="all", choices=["train", "heldout", "all"],
+                         help="synthetic colour-shape combinations: seen in training, held out, "
+                              "or all")
+        sub.add_argument("--csv-img-key", default="filepath", help="--csv column of image paths")
+        sub.add_argument("--csv-caption-key", default="title", help="--csv column of captions")
+        sub.add_argument("--csv-label-key", default="label", help="--csv column of class labels")
+        sub.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
         if task == "zeroshot":
             sub.add_argument("--templates", default="openai_imagenet",
                              help="openai_imagenet (80), openai_imagenet_7, or a text file with "

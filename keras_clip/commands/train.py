@@ -6,14 +6,11 @@ Example:
     $ keras-clip train --synthetic 4096 --config examples/tiny_clip.json --epochs 5
 """
 
-import argparse
-
 from keras_clip.training import script
 
 PARSER = {
     "help": "Train CLIP with model.fit (synthetic, WebDataset or CSV data).",
     "description": script.__doc__,
-    "formatter_class": argparse.RawTextHelpFormatter,
 }
 
 add_arguments = script.add_arguments
