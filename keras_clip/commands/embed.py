@@ -4,101 +4,114 @@ Example:
     $ keras-clip embed --model vit_b32 --images photos/ -o photos.npy --normalize
 """
 
+import argparse
 import os
 
 from keras_clip.commands import load_model
 
-PARSER = {"help": "Embed a folder of images or a text file of captions to .npy/.parquet."}
+DESCRIPTION = """\
+Embed every image under a folder (recursively), or every line of a text file,
+with a CLIP model and write the embeddings with their file list: a .npy of
+float32 rows plus a .txt of names (row i = line i), or a .parquet with `name`
+and `embedding` columns (needs pyarrow).
+
+Images are decoded and preprocessed (PIL bicubic, exactly open_clip's
+`preprocess`) in a thread pool while the model encodes the previous batch.
+Finished batches are kept in OUTPUT.partial/, so running the same command
+again after an interruption resumes where it stopped; unreadable images are
+skipped and listed at the end.
+
+example:
+  keras-clip embed --model vit_b32 --images photos/ -o photos.npy --normalize
+  keras-clip embed --model vit_b32 --random-weights --images photos/ -o /tmp/x.npy
+"""
+
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default and keeps the description's lines as written."""
+
+
+PARSER = {"help": "Embed a folder of images or a text file of captions to .npy/.parquet.",
+          "description": DESCRIPTION, "formatter_class": _HelpFormatter}
 
 
 def add_arguments(parser):
     """Adds the model, source and output options to the argparse parser `parser`."""
     parser.add_argument("--model", required=True, help="preset name, preset folder or checkpoint")
-    parser.add_argument("--random-weights", action="store_true")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="build the preset's architecture with random weights instead of "
+                             "downloading its pretrained ones: meaningless embeddings, for "
+                             "trying the pipeline or timing it offline")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", help="folder of images (searched recursively)")
     source.add_argument("--texts", help="text file, one caption per line")
     parser.add_argument("--output", "-o", required=True, help="output .npy or .parquet file")
     parser.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="items per model call")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="image decoding threads")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard an interrupted run's partial results instead of resuming")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
 def run(args):
     """Embeds and writes the embeddings (and their names); returns 0."""
+    from keras_clip.inference import check_output, list_images
+
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be a positive int; received {args.batch_size}.")
-    if not args.output.endswith((".npy", ".parquet")):
-        raise ValueError(f"--output must end in .npy or .parquet, received {args.output!r}.")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be a positive int; received {args.workers}.")
+    check_output(args.output)  # before any work: a missing writer fails here
     if args.texts and not os.path.isfile(args.texts):
         raise ValueError(f"--texts {args.texts!r} is not a file.")
-    names = _image_paths(args.images) if args.images else None  # checked before the model loads
+    if args.images:
+        list_images(args.images)  # an empty or missing folder fails before the model loads
     model = load_model(args.model, args.random_weights)
     if args.images:
-        embeddings = _embed_images(model, names, args.batch_size, args.normalize)
-    else:
-        names = _captions(args.texts)
-        from keras_clip import evaluation
+        return _embed_images(model, args)
+    return _embed_texts(model, args)
 
-        embeddings = evaluation.encode_texts(model, names, normalize=args.normalize,
-                                             batch_size=args.batch_size, verbose=True)
-    _write_embeddings(args.output, names, embeddings)
-    print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {args.output}")
+
+def _embed_images(model, args):
+    from keras_clip.inference import embed_folder
+
+    result = embed_folder(model, args.images, args.output, batch_size=args.batch_size,
+                          normalize=args.normalize, workers=args.workers,
+                          verbose=not args.quiet, restart=args.restart)
+    resumed = f" ({result.resumed} from an earlier run)" if result.resumed else ""
+    print(f"wrote {result.images} embeddings to {args.output}{resumed}; "
+          f"{result.images_per_s:.1f} images/s")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} unreadable file(s):")
+        for name, reason in result.skipped:
+            print(f"  {os.path.join(args.images, name)}: {reason}")
     return 0
 
 
-def _image_paths(folder):
-    from keras_clip.evaluation.datasets import IMAGE_EXTENSIONS
+def _embed_texts(model, args):
+    from keras_clip import evaluation
+    from keras_clip.inference.shards import names_path
 
-    if not os.path.isdir(folder):
-        raise ValueError(f"--images {folder!r} is not a folder.")
-    paths = sorted(
-        os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
-        if name.lower().endswith(tuple(IMAGE_EXTENSIONS))
-    )
-    if not paths:
-        raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {folder!r}.")
-    return paths
-
-
-def _captions(path):
-    with open(path, encoding="utf-8") as file:
+    with open(args.texts, encoding="utf-8") as file:
         captions = [line.rstrip("\n") for line in file if line.strip()]
     if not captions:
-        raise ValueError(f"{path!r} holds no captions.")
-    return captions
+        raise ValueError(f"--texts {args.texts!r} holds no captions.")
+    embeddings = evaluation.encode_texts(model, captions, normalize=args.normalize,
+                                         batch_size=args.batch_size, verbose=not args.quiet)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    if args.output.endswith(".npy"):
+        import numpy as np
 
-
-def _embed_images(model, paths, batch_size, normalize):
-    import numpy as np
-    from PIL import Image
-
-    from keras_clip import ImagePreprocessor, evaluation
-
-    preprocess = ImagePreprocessor(model.image_size)
-    chunks = []
-    for start in evaluation.progress(range(0, len(paths), batch_size),
-                                     total=-(-len(paths) // batch_size),
-                                     desc="images", verbose=True):
-        batch = [np.asarray(Image.open(p).convert("RGB")) for p in paths[start:start + batch_size]]
-        chunks.append(evaluation.encode_images(model, preprocess(batch), normalize=normalize))
-    return np.concatenate(chunks)
-
-
-def _write_embeddings(path, names, embeddings):
-    import numpy as np
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if path.endswith(".npy"):
-        np.save(path, embeddings.astype("float32"))
-        with open(path[: -len(".npy")] + ".txt", "w", encoding="utf-8") as file:
-            file.write("\n".join(names) + "\n")
-        return
-    try:
+        np.save(args.output, embeddings.astype("float32"))
+        with open(names_path(args.output), "w", encoding="utf-8") as file:
+            file.write("\n".join(captions) + "\n")
+    else:
         import pyarrow as pa
         import pyarrow.parquet as pq
-    except ImportError as error:
-        raise ValueError("Writing .parquet needs pyarrow (pip install pyarrow); "
-                         "or write .npy instead.") from error
-    table = pa.table({"name": names,
-                      "embedding": [row.astype("float32").tolist() for row in embeddings]})
-    pq.write_table(table, path)
+
+        pq.write_table(pa.table({"name": captions, "embedding": list(embeddings)}), args.output)
+    print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {args.output}")
+    return 0
