@@ -1,4 +1,7 @@
-"""CLIP's symmetric contrastive loss, in float32, global or local (sharded) form.
+"""CLIP's contrastive losses, in float32, global or local (sharded) form.
+
+Two losses: the symmetric softmax cross-entropy of CLIP (`"softmax"`) and
+SigLIP's pairwise sigmoid loss (`"sigmoid"`, Zhai et al. 2023, arXiv 2303.15343).
 
 For a batch of `B` pairs the logits are `s * norm(img) @ norm(txt).T` and the
 loss is the mean of the row-wise (image -> text) and column-wise (text ->
@@ -23,7 +26,7 @@ from keras import ops
 from keras_clip.layers.logit_scale import l2_normalize
 
 
-def _check_pair(image_embeddings, text_embeddings, what="embeddings"):
+def _check_pair(image_embeddings, text_embeddings, what="embeddings", same_batch=True):
     image_shape, text_shape = tuple(image_embeddings.shape), tuple(text_embeddings.shape)
     if len(image_shape) != 2 or len(text_shape) != 2:
         raise ValueError(
@@ -35,7 +38,8 @@ def _check_pair(image_embeddings, text_embeddings, what="embeddings"):
             f"Image and text {what} must have the same width, received "
             f"{image_shape[-1]} and {text_shape[-1]}."
         )
-    if None not in (image_shape[0], text_shape[0]) and image_shape[0] != text_shape[0]:
+    if same_batch and None not in (image_shape[0], text_shape[0]) and (
+            image_shape[0] != text_shape[0]):
         raise ValueError(
             f"Expected as many images as texts, received {image_shape[0]} images "
             f"and {text_shape[0]} texts."
@@ -127,6 +131,46 @@ def clip_loss(image_embeddings, text_embeddings, logit_scale):
         image_embeddings, text_embeddings, image_embeddings, text_embeddings, logit_scale
     )
     return ops.mean(local_contrastive_loss(i2t, t2i))
+
+
+def local_sigmoid_loss(image_embeddings, all_text_embeddings, logit_scale, logit_bias,
+                       offset=0):
+    """Per-image sums `(b,)` of SigLIP's pairwise loss: this shard's images vs all texts.
+
+    Entry `i` is `-sum_j log sigmoid(z_ij * (s * <img_i, txt_j> + bias))` over
+    the `B` gathered texts, `z_ij = 1` for the pair `j = offset + i` and `-1`
+    otherwise (embeddings L2-normalised here). The global loss is the sum of
+    all shards' entries divided by `B`, as open_clip's `SigLipLoss`; a shard
+    only ever holds its `b x B` logits.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.eye(2, 4, dtype="float32")
+        >>> tuple(local_sigmoid_loss(x[:1], x, 10.0, -10.0).shape)
+        (1,)
+    """
+    _check_pair(image_embeddings, all_text_embeddings, same_batch=False)
+    images, texts = l2_normalize(image_embeddings), l2_normalize(all_text_embeddings)
+    logits = ops.cast(logit_scale, "float32") * ops.matmul(images, ops.transpose(texts))
+    logits = logits + ops.cast(logit_bias, "float32")  # (b, B)
+    labels = ops.arange(ops.shape(logits)[0], dtype="int32") + ops.cast(offset, "int32")
+    signs = 2.0 * ops.one_hot(labels, ops.shape(logits)[1], dtype="float32") - 1.0
+    return -ops.sum(ops.log_sigmoid(signs * logits), axis=1)
+
+
+def sigmoid_loss(image_embeddings, text_embeddings, logit_scale, logit_bias):
+    """SigLIP loss of one device holding the whole batch (embeddings `(B, D)`, unnormalised).
+
+    Equals open_clip's `SigLipLoss()(norm(img), norm(txt), s, bias)`.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.eye(4, 8, dtype="float32")
+        >>> float(sigmoid_loss(x, x, 100.0, 0.0)) < 1e-3
+        True
+    """
+    per_image = local_sigmoid_loss(image_embeddings, text_embeddings, logit_scale, logit_bias)
+    return ops.sum(per_image) / ops.cast(ops.shape(per_image)[0], "float32")
 
 
 def in_batch_accuracy(logits, offset=0):

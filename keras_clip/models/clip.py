@@ -75,6 +75,9 @@ class CLIP(LoRAMixin, ContrastiveTrainer, keras.Model):
             is recomputed in the backward pass); see `keras_clip.models.remat.remat_scope`.
         lora: LoRA settings to restore (`enable_lora`'s arguments as a dict;
             saved models record them); see `keras_clip.models.lora`.
+        loss: the training loss, `"softmax"` (CLIP's) or `"sigmoid"` (SigLIP's,
+            with a learnable bias initialised to -10 and the temperature to
+            ln 10); see `keras_clip.models.contrastive_trainer`.
 
     Training: `model.compile(optimizer=...)` then `model.fit(dataset)` with a
     dataset of `{"images", "token_ids"}` (see `keras_clip.training`).
@@ -87,7 +90,7 @@ class CLIP(LoRAMixin, ContrastiveTrainer, keras.Model):
         (1, 512)
     """
 
-    def __init__(self, config, dtype=None, remat=False, lora=None, **kwargs):
+    def __init__(self, config, dtype=None, remat=False, loss="softmax", lora=None, **kwargs):
         config = config if isinstance(config, CLIPConfig) else CLIPConfig.from_dict(config)
         with remat_scope(remat, config):
             image_encoder = build_image_encoder(config, dtype=dtype)
@@ -115,7 +118,7 @@ class CLIP(LoRAMixin, ContrastiveTrainer, keras.Model):
         self.text_encoder = text_encoder
         self.contrastive_logits = self.get_layer("logits")
         self.remat = remat
-        self._setup_contrastive_training()
+        self._setup_contrastive_training(loss)
         self._restore_lora(lora)
 
     def _towers_changed(self):
@@ -190,6 +193,7 @@ class CLIP(LoRAMixin, ContrastiveTrainer, keras.Model):
             "dtype": self.dtype_override,
             "remat": self.remat,
             "lora": self.lora_config,
+            "loss": self.contrastive_loss,
             "name": self.name,
             "trainable": self.trainable,
         }

@@ -11,6 +11,16 @@ nothing (weights, optimizer state, BatchNorm statistics) and counts in
 `skipped_steps` (reset every epoch, like the other metrics); the loss and
 accuracies average over the applied steps (see `guarded_step`).
 
+Losses (the model's `loss` option): `"softmax"`, CLIP's symmetric
+cross-entropy, or `"sigmoid"`, SigLIP's pairwise sigmoid loss with a
+learnable bias `b` (initialised to -10, the temperature `t` to ln 10).
+Both use the global batch: under several replicas each replica scores its
+own rows against every replica's gathered embeddings.
+
+Gradient caching: `model.compile(optimizer, micro_batch_size=m)` computes
+exactly the full (global-batch) gradient while holding the activations of
+only `m` pairs per replica at a time (see `keras_clip.models.grad_cache`).
+
 The temperature `t` gets a constraint that keeps `exp(t)` in `[1, 100]`
 after every optimizer step (on top of the `min(exp(t), 100)` in the
 forward pass).
@@ -20,6 +30,7 @@ Example:
     >>> model = keras_clip.CLIP(TINY_CONFIG)  # doctest: +SKIP
     >>> model.compile(optimizer=keras.optimizers.AdamW(1e-4))  # doctest: +SKIP
     >>> model.fit({"images": images, "token_ids": token_ids}, batch_size=8)  # doctest: +SKIP
+    >>> model.compile(optimizer="sgd", micro_batch_size=2)  # doctest: +SKIP
 """
 
 import math
@@ -27,15 +38,20 @@ import math
 import keras
 from keras import ops
 
+from keras_clip.layers.logit_bias import LogitBias
 from keras_clip.losses import (
     in_batch_accuracy,
     local_contrastive_logits,
     local_contrastive_loss,
+    local_sigmoid_loss,
 )
 from keras_clip.models.global_batch import gather_global_batch, tf_replica_context
+from keras_clip.models.grad_cache import check_micro_batch_size
 from keras_clip.models.guarded_step import TRAIN_STEPS
 
 MAX_LOG_SCALE = math.log(100.0)
+LOSSES = ("softmax", "sigmoid")
+SIGLIP_LOG_SCALE_INIT = math.log(10.0)
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
@@ -102,18 +118,37 @@ class ContrastiveTrainer:
     The host model's outputs must include `"image_embeddings"` and
     `"text_embeddings"`; it must expose `logit_scale` (the current multiplier)
     and `contrastive_logits.logit_scale` (the temperature variable). Call
-    `self._setup_contrastive_training()` at the end of `__init__`.
+    `self._setup_contrastive_training(loss)` at the end of `__init__`.
     """
 
-    def _setup_contrastive_training(self):
+    micro_batch_size = None
+
+    def _setup_contrastive_training(self, loss="softmax"):
+        if loss not in LOSSES:
+            raise ValueError(f"`loss` must be one of {LOSSES}, received {loss!r}.")
+        self.contrastive_loss = loss
+        self.logit_bias_layer = None
+        if loss == "sigmoid":
+            self.contrastive_logits.logit_scale.assign(SIGLIP_LOG_SCALE_INIT)
+            self.logit_bias_layer = LogitBias(name="logit_bias")
+            self.logit_bias_layer.build()
         self.contrastive_logits.logit_scale.constraint = LogitScaleConstraint()
         self.i2t_accuracy_tracker = keras.metrics.Mean(name="i2t_accuracy")
         self.t2i_accuracy_tracker = keras.metrics.Mean(name="t2i_accuracy")
         self.logit_scale_tracker = LastValue(name="logit_scale")
         self.skipped_steps_tracker = keras.metrics.Sum(name="skipped_steps")
 
-    def compile(self, *args, **kwargs):
+    def compile(self, *args, micro_batch_size=None, **kwargs):
+        """Keras' `compile`, plus `micro_batch_size`: gradient caching in micro-batches
+        of that many pairs per replica (None: the plain step)."""
+        if micro_batch_size is not None:
+            check_micro_batch_size(micro_batch_size)
+            if self.losses:
+                raise ValueError("micro_batch_size does not support regularisation losses "
+                                 f"(model.losses holds {len(self.losses)}); remove them or "
+                                 "train without micro_batch_size.")
         super().compile(*args, **kwargs)
+        self.micro_batch_size = micro_batch_size
         from keras.src.utils.tracking import DotNotTrackScope
 
         with DotNotTrackScope():  # as Keras' compile: not one more entry of `metrics`
@@ -155,8 +190,13 @@ class ContrastiveTrainer:
             results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
         return results
 
+    @property
+    def logit_bias(self):
+        """SigLIP's bias `b` (float32 scalar); None with the softmax loss."""
+        return None if self.logit_bias_layer is None else self.logit_bias_layer.bias()
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The global-batch symmetric contrastive loss (float32) of `y_pred`.
+        """The global-batch contrastive loss (float32, softmax or sigmoid) of `y_pred`.
 
         Under several `tf.distribute` replicas this is this replica's share
         (its per-pair losses summed, divided by the global batch), so that the
@@ -179,7 +219,10 @@ class ContrastiveTrainer:
         all_images, all_texts, offset, global_batch = gather_global_batch(images, texts)
         scale = self.logit_scale
         i2t, t2i = local_contrastive_logits(images, texts, all_images, all_texts, scale)
-        per_pair = local_contrastive_loss(i2t, t2i, offset)  # (b,)
+        if self.contrastive_loss == "sigmoid":
+            per_pair = local_sigmoid_loss(images, all_texts, scale, self.logit_bias, offset)
+        else:
+            per_pair = local_contrastive_loss(i2t, t2i, offset)  # (b,)
         loss = ops.sum(per_pair) / ops.cast(global_batch, "float32")
         # Accuracies leave out a step whose loss is not finite (it is skipped).
         local_batch = ops.cast(ops.shape(per_pair)[0], "float32") * ops.cast(

@@ -11,6 +11,9 @@ Under a `LossScaleOptimizer` only the loss is checked here: overflowing
 gradients of a finite loss are the loss scaler's to skip (it lowers its
 scale; skipping them here would keep the scale too high for ever).
 
+With `model.micro_batch_size` set, the loss and gradients come from
+`grad_cache` (exact gradient caching) instead of one forward/backward pass.
+
 `ContrastiveTrainer.train_step` picks the function for the backend; the
 `keras-clip train` callback that stops a run which only skips is
 `keras_clip.training.divergence.SkippedStepsGuard`.
@@ -18,6 +21,10 @@ scale; skipping them here would keep the scale too high for ever).
 
 import keras
 from keras import ops
+
+from keras_clip.models import grad_cache
+from keras_clip.models.grad_cache import forward as _forward
+from keras_clip.models.grad_cache import forward_state_variables as _forward_state_variables
 
 
 def all_finite(tensors):
@@ -43,16 +50,6 @@ def _checked(model, loss, grads):
     return [loss, *grads]
 
 
-def _forward_state_variables(model):
-    """Variables the forward pass itself updates: trainable BatchNorm's moving statistics."""
-    return [
-        variable
-        for layer in model._flatten_layers()
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
-        for variable in (layer.moving_mean, layer.moving_variance)
-    ]
-
-
 def _update_step_metrics(model, loss, x, finite, replicas=1):
     """Loss metric over applied steps only; `skipped_steps` += 1 on a skipped one.
 
@@ -66,20 +63,20 @@ def _update_step_metrics(model, loss, x, finite, replicas=1):
     model.skipped_steps_tracker.update_state((1.0 - applied) / replicas)
 
 
-def _forward(model, x):
-    return model(x, training=True) if model._call_has_training_arg else model(x)
-
-
 def jax_train_step(model, state, data):
     """Keras' JAX `train_step(state, data)`, update skipped when not finite."""
     import jax
 
     trainable, non_trainable, optimizer_vars, metrics_vars = state
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
-    (_, aux), grads = grad_fn(trainable, non_trainable, metrics_vars, x, y, sample_weight,
-                              training=True, optimizer_variables=optimizer_vars)
-    loss, y_pred, new_non_trainable, metrics_vars = aux
+    if model.micro_batch_size:
+        loss, grads, y_pred, new_non_trainable, metrics_vars = grad_cache.jax_loss_and_grads(
+            model, trainable, non_trainable, metrics_vars, optimizer_vars, x, y)
+    else:
+        grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
+        (_, aux), grads = grad_fn(trainable, non_trainable, metrics_vars, x, y, sample_weight,
+                                  training=True, optimizer_variables=optimizer_vars)
+        loss, y_pred, new_non_trainable, metrics_vars = aux
     finite = all_finite(_checked(model, loss, grads))
 
     def apply():
@@ -109,13 +106,16 @@ def tf_train_step(model, data):
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     state = _forward_state_variables(model)
     saved = [tf.identity(v.value) for v in state]  # read before the forward pass
-    with tf.GradientTape() as tape:
-        y_pred = _forward(model, x)
-        loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                   training=True)
-        scaled = model.optimizer.scale_loss(loss)
     weights = model.trainable_weights
-    grads = tape.gradient(scaled, weights)
+    if model.micro_batch_size:
+        loss, grads, y_pred = grad_cache.tf_loss_and_grads(model, x, y, weights)
+    else:
+        with tf.GradientTape() as tape:
+            y_pred = _forward(model, x)
+            loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                       training=True)
+            scaled = model.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, weights)
     finite = _agree_across_replicas(all_finite(_checked(model, loss, grads)))
     for variable, old in zip(state, saved):
         variable.assign(tf.where(finite, variable.value, old))
@@ -163,13 +163,16 @@ def torch_train_step(model, data):
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     state = _forward_state_variables(model)
     saved = [v.value.detach().clone() for v in state]
-    y_pred = _forward(model, x)
-    model.zero_grad()
-    loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                               training=True)
-    model.optimizer.scale_loss(loss).backward()
     weights = model.trainable_weights[:]
-    grads = [v.value.grad for v in weights]
+    if model.micro_batch_size:
+        loss, grads, y_pred = grad_cache.torch_loss_and_grads(model, x, y, weights)
+    else:
+        y_pred = _forward(model, x)
+        model.zero_grad()
+        loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                   training=True)
+        model.optimizer.scale_loss(loss).backward()
+        grads = [v.value.grad for v in weights]
     finite = all_finite(_checked(model, loss, grads))
     with torch.no_grad():
         if bool(finite):
