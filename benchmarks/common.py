@@ -35,6 +35,43 @@ IMAGE_SIZES = {"vit_b32": 224, "rn50": 224, "mid": 224}
 CHECK_ROWS = 4  # rows of each output sent back for the cross-system cosine check
 
 
+# CPU flags that decide which bf16 / int8 paths have hardware behind them.
+RECORDED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+# Machine classes, best first: (name, flags that all must be present).
+MACHINE_CLASSES = (("amx", ("amx_bf16", "amx_int8")), ("avx512_bf16", ("avx512_bf16",)),
+                   ("avx512_vnni", ("avx512_vnni",)), ("avx512", ("avx512f",)),
+                   ("avx2", ("avx2",)))
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The `RECORDED_FLAGS` this CPU has (Linux `/proc/cpuinfo`; [] elsewhere)."""
+    try:
+        with open(cpuinfo) as f:
+            flags = next(line for line in f if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return []
+    return [f for f in RECORDED_FLAGS if f in flags]
+
+
+def machine_class(flags):
+    """The machine class of a flag list: figures that depend on hardware are kept per class.
+
+    Example:
+        >>> machine_class(["avx2", "avx512f", "avx512_vnni", "avx512_bf16"])
+        'avx512_bf16'
+    """
+    for name, needed in MACHINE_CLASSES:
+        if all(f in flags for f in needed):
+            return name
+    return "baseline"
+
+
+def results_dir(flags=None, root=RESULTS):
+    """`benchmarks/results/<machine class>` for these flags (default: this CPU's)."""
+    return os.path.join(root, machine_class(cpu_flags() if flags is None else flags))
+
+
 def make_inputs(image_size, batch, seed=0):
     """Deterministic inputs: NHWC float32 images and token ids with one end token per row."""
     rng = np.random.default_rng(seed)
