@@ -1,9 +1,14 @@
-"""Writes benchmarks/results/README.md from the results/*.json files.
+"""Writes the results READMEs: one per machine class, and the index with one table per class.
 
-    python benchmarks/report.py [RESULTS_DIR]
+    python benchmarks/report.py [RESULTS_ROOT]
 
-Ratios are keras_clip (or ONNX / transformers) throughput over open_clip's,
-taken per interleaved round and summarised as median [min-max].
+`results/<class>/README.md` holds the full tables of `run.py`'s JSON files for
+that class; `results/README.md` shows, for every class measured so far, one
+table of the targets (from `run.py`, `bench_embed_folder.py` and
+`bench_edge_runtimes.py`) with the dates and load. Ratios are keras_clip (or
+ONNX / transformers) throughput over open_clip's, taken per interleaved round
+and summarised as median [min-max]. Targets that need hardware (bf16, int8 at
+2x) are judged only on the classes that have it.
 """
 
 import json
@@ -11,6 +16,12 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from common import MACHINE_CLASSES, RECORDED_FLAGS  # noqa: E402
+
+BF16_CLASSES = ("amx", "avx512_bf16")  # a bf16 matmul in hardware
+VNNI_CLASSES = ("amx", "avx512_bf16", "avx512_vnni")  # an int8 dot product in hardware
 
 
 def load(directory, name):
@@ -70,16 +81,23 @@ def best(rows, prefix, exclude=()):
     return max(cands, key=lambda sr: sr[1]["samples_per_s"]["median"])
 
 
-def targets(inference, training, data):
+def verdict(value, goal, needs=None, cls=None):
+    """'yes' / 'no', or why the target does not apply to this machine class."""
+    if needs is not None and cls is not None and cls not in needs:
+        return f"not judged on {cls} (no {'bf16' if needs is BF16_CLASSES else 'VNNI'} hardware)"
+    return "yes" if value >= goal else "no"
+
+
+def targets(inference, training, data, cls=None):
     lines = ["| target | measured (median [min–max] of per-round ratios) | met |", "|---|---|---|"]
 
-    def add(name, system, row, goal, extra=""):
+    def add(name, system, row, goal, extra="", needs=None):
         if not row or not row.get("ratio_vs_open_clip"):
             lines.append(f"| {name} | not measured | – |")
             return
         r = row["ratio_vs_open_clip"]
         lines.append(f"| {name} | {system}: {ratio(r)}{extra} | "
-                     f"{'yes' if r['median'] >= goal else 'no'} |")
+                     f"{verdict(r['median'], goal, needs, cls)} |")
 
     if inference:
         cases = inference["cases"]
@@ -95,12 +113,12 @@ def targets(inference, training, data):
             s, r = best(rows, "keras_clip", exclude=("fp32",))
             cos = r.get("cosine_vs_fp32") if r else None
             add("bf16 vit_b32 image b32 >= 2.0x, cosine >= 0.999", s, r, 2.0,
-                "" if cos is None else f", cosine {cos:.5f}")
+                "" if cos is None else f", cosine {cos:.5f}", BF16_CLASSES)
             add("ONNX fp32 vit_b32 image b32 >= 1.2x", "onnx/fp32", rows.get("onnx/fp32"), 1.2)
             r8 = rows.get("onnx/int8")
             cos = r8.get("cosine_vs_fp32") if r8 else None
             add("ONNX int8 vit_b32 image b32 >= 2.0x, cosine >= 0.99", "onnx/int8", r8, 2.0,
-                "" if cos is None else f", cosine {cos:.4f}")
+                "" if cos is None else f", cosine {cos:.4f}", VNNI_CLASSES)
     if training:
         for key, rows in training["cases"].items():
             s, r = best(rows, "keras_clip", exclude=("remat",))
@@ -159,6 +177,94 @@ def flops_table(flops):
     return lines
 
 
+def embed_folder_rows(figures):
+    """Target rows of `bench_embed_folder.py`'s figures (folder of JPEGs to embeddings)."""
+    systems = figures["systems"]
+    ours = {k: v for k, v in systems.items() if k.startswith("keras_clip")}
+    lines = []
+    if ours:
+        name, row = max(ours.items(), key=lambda kv: kv[1]["ratio_vs_open_clip"]["median"])
+        r = row["ratio_vs_open_clip"]
+        lines.append(f"| folder of {figures['images']} JPEGs to embeddings >= 2.0x open_clip's "
+                     f"loop | {name}: {ratio(r)} ({row['images_per_s']['median']:.1f} vs "
+                     f"{systems['open_clip']['images_per_s']['median']:.1f} images/s) | "
+                     f"{verdict(r['median'], 2.0)} |")
+    for name, row in systems.items():
+        if name.startswith("clip_edge"):
+            lines.append(f"| folder to embeddings, edge runtime (reported) | {name}: "
+                         f"{ratio(row['ratio_vs_open_clip'])} | – |")
+    return lines
+
+
+def edge_runtime_rows(figures, cls):
+    """Target rows of `bench_edge_runtimes.py`'s figures (ViT-B/32 image tower, batch 32)."""
+    rows = {(r["runtime"], r["precision"]): r for r in figures["rows"]
+            if r["tower"] == "image_encoder" and r["batch"] == 32}
+    lines = []
+    for (runtime, precision), goal, needs in ((("onnx", "fp32"), 1.2, None),
+                                              (("onnx", "int8"), 2.0, VNNI_CLASSES)):
+        row = rows.get((runtime, precision))
+        if row and row.get("ratio_to_open_clip"):
+            value = row["ratio_to_open_clip"]
+            lines.append(f"| export folder, ONNX Runtime {precision} image b32 >= {goal}x | "
+                         f"{runtime}/{precision}: **{value:.2f}x** (single figure) | "
+                         f"{verdict(value, goal, needs, cls)} |")
+    return lines
+
+
+def class_section(root, cls):
+    """The index's section for one machine class: flags, dates and load, one table."""
+    directory = os.path.join(root, cls)
+    inference, training, data = (load(directory, n) for n in ("inference", "training", "data"))
+    machine = load(directory, "machine")
+    embed = load(directory, "embed_folder")
+    edge = load(directory, "edge_runtimes")
+    measured = []
+    if machine:
+        load_avg = machine.get("load_average_at_start") or []
+        measured.append(f"`run.py` {machine.get('date_utc', '')[:16]} UTC, load average at start "
+                        f"{', '.join(f'{x:.2f}' for x in load_avg)} ({machine.get('cpu')}, "
+                        f"{machine.get('cpus')} cores)")
+    if embed:
+        m = embed["machine"]
+        measured.append(f"`bench_embed_folder.py` {embed['date']}, load average "
+                        f"{m['load_start'][0]:.2f} at start, {m['load_end'][0]:.2f} at end")
+    if edge:
+        measured.append(f"`bench_edge_runtimes.py` {edge['date']} (load not recorded)")
+    flags = (machine or {}).get("simd") or (embed or {}).get("machine", {}).get("flags") or (
+        edge or {}).get("simd", [])
+    lines = [f"## {cls}", "", f"- CPU flags: {', '.join(f for f in RECORDED_FLAGS if f in flags)}"]
+    lines += [f"- measured: {m}" for m in measured]
+    lines += [f"- full tables: [{cls}/README.md]({cls}/README.md)"] if inference or training else []
+    table = targets(inference, training, data, cls)[2:] if inference or training else []
+    table += embed_folder_rows(embed) if embed else []
+    table += edge_runtime_rows(edge, cls) if edge else []
+    lines += ["", "| target | measured | met |", "|---|---|---|"] + table
+    return lines
+
+
+def write_index(root):
+    """Writes `root/README.md`: one section and table per machine-class folder in `root`."""
+    order = [name for name, _ in MACHINE_CLASSES] + ["baseline"]
+    classes = [c for c in order if os.path.isdir(os.path.join(root, c))]
+    lines = ["# keras_clip benchmarks: results per machine class", "",
+             "Figures that depend on the CPU (bf16 needs AVX-512 BF16 or AMX, fast int8 needs "
+             "VNNI) are kept per machine class (`benchmarks/common.py: machine_class`), each "
+             "measured on a 2-core machine shared with other jobs (see the load figures). "
+             "Ratios are to open_clip fp32 measured in the same run. Method: "
+             "`benchmarks/README.md`.", ""]
+    for cls in classes:
+        lines += class_section(root, cls) + [""]
+    loose = [f"[{f}]({f})" for f in ("tokenizer.md", "preprocessing_parity.md")
+             if os.path.exists(os.path.join(root, f))]
+    if loose:
+        lines.append(f"Not filed under a class (machine not recorded): {', '.join(loose)}.")
+    path = os.path.join(root, "README.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 def write_readme(directory):
     inference = load(directory, "inference")
     training = load(directory, "training")
@@ -166,7 +272,8 @@ def write_readme(directory):
     data = load(directory, "data")
     machine = load(directory, "machine") or {}
     m = (inference or training or {}).get("machine", machine)
-    lines = ["# keras_clip benchmarks: results", "",
+    cls = os.path.basename(os.path.abspath(directory))
+    lines = [f"# keras_clip benchmarks: results on the {cls} machine class", "",
              "Written by `python benchmarks/run.py` (see `benchmarks/README.md` for the method). "
              "All systems load the same random-weight open_clip checkpoint; throughput is "
              "median [min–max] over interleaved rounds after warm-up; every ratio is "
@@ -183,7 +290,7 @@ def write_readme(directory):
         lines.append("- versions: " + "; ".join(
             f"{name}: " + ", ".join(f"{k} {val}" for k, val in d.items())
             for name, d in v.items()))
-    lines += ["", "## Targets", ""] + targets(inference, training, data)
+    lines += ["", "## Targets", ""] + targets(inference, training, data, cls)
     if inference:
         lines += ["", "## Inference", ""] + inference_tables(inference)
     if training:
@@ -214,5 +321,14 @@ def write_readme(directory):
     return path
 
 
+def main(root):
+    """Rewrites each class README that has `run.py` figures, then the index."""
+    for cls in sorted(os.listdir(root)):
+        directory = os.path.join(root, cls)
+        if load(directory, "inference") or load(directory, "training"):
+            print(write_readme(directory))
+    print(write_index(root))
+
+
 if __name__ == "__main__":
-    print(write_readme(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "results")))
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "results"))

@@ -21,8 +21,12 @@ What it does:
    is that system's peak memory), also interleaved in rounds.
 5. Runs `benchmarks/bench_data.py` for the input pipelines.
 
-Results: `benchmarks/results/{inference,training,flops,data,machine}.json` and
-`benchmarks/results/README.md` (written by `benchmarks/report.py`).
+Results go under the machine class of this CPU (`common.machine_class` of its
+AVX2 / AVX-512 / VNNI / BF16 / AMX flags, e.g. `amx`, `avx512_bf16`, `avx2`):
+`benchmarks/results/<class>/{inference,training,flops,data,machine}.json` and
+that class's `README.md`; `benchmarks/results/README.md` then shows one table
+per class measured so far (both written by `benchmarks/report.py`). Other
+classes' results are left as they are.
 
 The reference Python (`--reference-python` or `KERAS_CLIP_REFERENCE_PYTHON`)
 needs open_clip and transformers; create it with
@@ -47,7 +51,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from common import IMAGE_SIZES, vit_image_flops  # noqa: E402
+from common import (  # noqa: E402
+    IMAGE_SIZES,
+    RESULTS,
+    cpu_flags,
+    machine_class,
+    vit_image_flops,
+)
 
 BACKENDS = ("tensorflow", "jax", "torch")
 KERAS_VARIANTS = {
@@ -152,10 +162,10 @@ def describe_machine():
             if line.startswith("model name"):
                 info["cpu"] = line.split(":", 1)[1].strip()
                 break
-        flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
-        info["simd"] = sorted({f for f in flags.split() if f.startswith(("avx", "amx", "fma"))})
     except OSError:
         pass
+    info["simd"] = cpu_flags()
+    info["machine_class"] = machine_class(info["simd"])
     try:
         with open("/proc/meminfo") as f:
             info["memory_gb"] = round(int(f.readline().split()[1]) / 2**20, 1)
@@ -568,7 +578,8 @@ def parse_args(argv=None):
     parser.add_argument("--cache-dir", default=os.environ.get(
         "KERAS_CLIP_BENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache",
                                                "keras_clip_bench")))
-    parser.add_argument("--results-dir", default=os.path.join(HERE, "results"))
+    parser.add_argument("--results-dir", default=None,
+                        help="default: benchmarks/results/<machine class of this CPU>")
     args = parser.parse_args(argv)
     args.backends = [b for b in args.backends.split(",") if b]
     args.systems = [s for s in args.systems.split(",") if s]
@@ -582,6 +593,7 @@ def parse_args(argv=None):
     args.inference_budget = args.inference_budget or (300 if quick else 600)
     args.training_budget = args.training_budget or (200 if quick else 600)
     args.only = args.only or ["inference", "training", "data"]
+    args.results_dir = args.results_dir or os.path.join(RESULTS, machine_class(cpu_flags()))
     return args
 
 
@@ -592,7 +604,8 @@ def main(argv=None):
     machine = describe_machine()
     machine["threads_per_system"] = args.threads
     machine["quick"] = args.quick
-    log(f"machine: {machine.get('cpu')} x{machine['cpus']}, load {machine['load_average_at_start']}")
+    log(f"machine: {machine.get('cpu')} x{machine['cpus']}, class {machine['machine_class']} "
+        f"({', '.join(machine['simd'])}), load {machine['load_average_at_start']}")
     harness.prepare_checkpoints()
     if "data" in args.only:
         harness.data()
@@ -609,6 +622,7 @@ def main(argv=None):
     import report
 
     report.write_readme(harness.results_dir)
+    report.write_index(os.path.dirname(harness.results_dir))
     log(f"done in {machine['wall_s'] / 60:.1f} min")
 
 
