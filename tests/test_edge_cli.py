@@ -169,3 +169,37 @@ def test_help_shows_defaults_and_an_example(command):
     text = " ".join(result.stdout.split())  # argparse wraps lines at the terminal width
     assert "(default: fp32)" in text and "(default: 16)" in text and "(default: auto)" in text
     assert re.search(r"examples?:\n  clip-edge " + (command or ""), result.stdout), result.stdout
+
+
+NOISY_COMMAND = """
+import os, sys
+from clip_edge import cli
+
+def noisy(args, load):
+    load(args)
+    os.write(2, b"native INFO line\\n")  # what LiteRT's C++ does when it loads a model
+    print("python warning", file=sys.stderr)
+
+cli.COMMANDS["verify"] = noisy
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_native_logs_only_with_verbose(exported, verbose):  # noqa: F811
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "PYTHONPATH")}
+    env["PYTHONPATH"] = EXPORT_ROOT
+    result = subprocess.run([sys.executable, "-c", NOISY_COMMAND, "verify", exported]
+                            + (["--verbose"] if verbose else []),
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    if verbose:
+        assert "native INFO line\n" in result.stderr and "python warning\n" in result.stderr, result.stderr
+    else:
+        assert result.stderr == "python warning\n"
+
+
+def test_one_label_warns_after_the_results(exported, photos):  # noqa: F811
+    result = _cli("classify", exported, photos / "photos" / "a.png", "--labels", "cat")
+    assert result.returncode == 0 and result.stdout.split() == [str(photos / "photos" / "a.png"), "cat", "1.0000"]
+    assert result.stderr == "clip-edge: warning: one label ('cat'): its probability is always 1; give two or more.\n"

@@ -15,6 +15,7 @@ Examples:
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -45,7 +46,7 @@ GLOBAL_OPTIONS = (  # flag, default, argparse keywords, help
      "graph: the folder's ONNX pre-processing graphs; python: PIL and the Python tokenizer; "
      "auto: graph when the folder has them"),
     ("--batch-size", 16, {"type": _batch_size}, "images or captions per tower call"),
-    ("--verbose", False, {"action": "store_true"}, "show ONNX Runtime's warnings"),
+    ("--verbose", False, {"action": "store_true"}, "show ONNX Runtime's warnings and LiteRT's log"),
 )
 
 DESCRIPTIONS = {  # command: (what it does, example)
@@ -202,9 +203,6 @@ def _classify(args, load):
         classes = edge.class_embeddings(labels, args.template)
     except ValueError as error:
         raise ValueError(f"--template: {error}") from error
-    if len(labels) == 1:
-        print(f"clip-edge: warning: one label ({labels[0]!r}): its probability is always 1; "
-              "give two or more.", file=sys.stderr)
     reader = ImageReader(edge, "IMAGE", USER_ERRORS)
     width, classified = max(len(label) for label in labels), 0
     for batch in _batches(paths, args.batch_size):
@@ -225,6 +223,9 @@ def _classify(args, load):
                 print("\n".join(f"  {label:<{width}}  {p:.4f}" for label, p in ranked))
     if not classified:
         raise ValueError(f"IMAGE {' '.join(args.images)}: none of the images could be read; {reader.report()}")
+    if len(labels) == 1:
+        print(f"clip-edge: warning: one label ({labels[0]!r}): its probability is always 1; "
+              "give two or more.", file=sys.stderr)
     return reader.report()
 
 
@@ -244,7 +245,27 @@ def _quiet_onnxruntime(verbose):
         import onnxruntime
     except ImportError:  # the LiteRT-only install
         return
-    onnxruntime.set_default_logger_severity(0 if verbose else 3)
+    onnxruntime.set_default_logger_severity(2 if verbose else 3)  # 2: its default, warnings
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(silenced):
+    """Native code's stderr (LiteRT's C++ INFO lines) to /dev/null; Python's `sys.stderr` still shows."""
+    if not silenced:
+        yield
+        return
+    sys.stderr.flush()
+    saved, python_stderr = os.dup(2), sys.stderr
+    try:
+        sys.stderr = open(saved, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 (closed below)
+        with open(os.devnull, "w", encoding="utf-8") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _open(args):
@@ -265,7 +286,8 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         _quiet_onnxruntime(args.verbose)
-        result = COMMANDS[args.command](args, _open)
+        with _native_stderr_silenced(not args.verbose):
+            result = COMMANDS[args.command](args, _open)
     except USER_ERRORS as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"clip-edge: error: {message}", file=sys.stderr)
