@@ -221,3 +221,22 @@ def test_bad_items_are_named_by_index(tmp_path):
         pre([image, pathlib.Path(tmp_path / "notes.txt")])
     with pytest.raises(ValueError, match=r"images\[0\]: .*received 2 channels"):
         pre([np.zeros((8, 8, 2), np.uint8), image])
+
+
+def test_export_folder_carries_the_squash_preprocessing(tmp_path):
+    """The export writes the model's preprocessing into its graph (export_towers' writer)."""
+    from clip_edge.preprocess import preprocess as edge_preprocess
+    from keras_clip.export.towers import _write_graphs
+
+    values = tiny_config("vit").to_dict()
+    values["preprocessing"] = {"mean": [0.5] * 3, "std": [0.5] * 3, "resize_mode": "squash"}
+    model = keras_clip.CLIP(CLIPConfig.from_dict(values))
+    graphs = _write_graphs(model, str(tmp_path), ("image_encoder",))
+    image = np.random.default_rng(2).integers(0, 256, (45, 80, 3), dtype=np.uint8)
+    ours = ImagePreprocessor.for_model(model)(image)
+    graph = run_preprocessor_graph(str(tmp_path / graphs["image_preprocessor"]), image)
+    assert np.abs(graph - ours).max() <= 2.01 / 255 / 0.5
+    manifest = model_values(model)["image"]
+    edge = edge_preprocess([image], manifest["size"], manifest["mean"], manifest["std"],
+                           manifest["resize_mode"])
+    assert np.abs(edge - ours).max() <= EAGER_MAX
