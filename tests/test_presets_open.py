@@ -66,6 +66,7 @@ def test_at_least_25_presets_each_with_weights_and_facts():
         top1 = source["imagenet_zero_shot_top1"]
         assert top1 is None or 50 < top1 < 90, name
         assert source["sha256"] or source["revision"] == "main", name
+        assert source["pinned"] is bool(source["sha256"]), name  # says which are pinned
         if source["family"] != "OpenAI":
             assert "openclip_results.csv" in source["_source"], name
 
@@ -234,3 +235,23 @@ def test_full_size_open_preset_parity_with_open_clip(preset, tmp_path):
     model = keras_clip.from_preset(str(tmp_path / f"{preset}.safetensors"), config=preset)
     assert model.config.to_dict()["vision"] == preset_config(preset).to_dict()["vision"]
     assert_parity(model, np.load(tmp_path / f"{preset}.npz"))
+
+
+@pytest.mark.large
+def test_full_size_open_preset_exports_to_onnx_with_parity(tmp_path):
+    """Issue 14 item 5: `vit_b16_laion2b` (random weights) through export_towers to ONNX."""
+    import keras
+
+    from keras_clip.export import export_towers
+    from keras_clip.export.parity import onnx_parity
+
+    keras.utils.set_random_seed(0)
+    model = keras_clip.from_preset("vit_b16_laion2b", weights=None)
+    assert model.config.vision.activation == "gelu"
+    manifest = export_towers(model, str(tmp_path), formats=("onnx",))
+    assert manifest["architecture"] == "vit_b16_laion2b"
+    assert manifest["image"]["resize_mode"] == model.config.preprocessing.resize_mode
+    for tower, variants in manifest["onnx"].items():
+        figures = onnx_parity(model, str(tmp_path / variants["fp32"]), tower)
+        print(tower, figures)
+        assert figures["relative"] <= 1e-4 and figures["min_cosine"] >= 0.99999, (tower, figures)
