@@ -235,6 +235,65 @@ def preprocessor_model(image_size, mean=rules.MEAN, std=rules.STD, resize_mode="
     return model
 
 
+BYTES_INPUT_NAME = "image_bytes"
+BYTES_CHECK_NODE = "decoded image must have 1 (grayscale) or 3 (RGB) channels; CMYK JPEGs are not supported"
+DECODER_DOMAIN = "com.microsoft.extensions"  # onnxruntime-extensions' DecodeImage
+
+
+def bytes_preprocessor_model(image_size, mean=rules.MEAN, std=rules.STD, resize_mode="shortest"):
+    """`image_bytes_preprocessor.onnx`: a PNG or JPEG file's bytes -> `images` (1, S, S, 3).
+
+    onnxruntime-extensions' `DecodeImage` (libpng / libjpeg; RGB, grayscale
+    JPEGs as one channel, PNG alpha dropped) feeds the nodes of
+    `preprocessor_model`. Needs the extensions library registered.
+    """
+    from onnx import TensorProto
+
+    model = preprocessor_model(image_size, mean, std, resize_mode)
+    graph, h = model.graph, _helper()
+    g = _Graph("bytes_")
+    decoded = g.DecodeImage(BYTES_INPUT_NAME, domain=DECODER_DOMAIN, color_space="rgb")
+    channels = g.Gather(g.Shape(decoded), g.const(2))
+    ok = g.Or(g.Equal(channels, g.const(1)), g.Equal(channels, g.const(3)))
+    target = g.Where(ok, g.const([1]), g.const([2]))
+    g.nodes.append(h.make_node("Reshape", [g.const([0]), target], ["bytes_checked"], name=BYTES_CHECK_NODE))
+    g.nodes.append(h.make_node("Cast", ["bytes_checked"], ["bytes_checked_u8"], to=TensorProto.UINT8))
+    g.nodes.append(h.make_node("Add", [decoded, "bytes_checked_u8"], [INPUT_NAME]))  # (H, W, C) after the check
+    nodes = g.nodes + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.input[:]
+    graph.input.append(h.make_tensor_value_info(BYTES_INPUT_NAME, TensorProto.UINT8, ["bytes"]))
+    graph.name = "image_bytes_preprocessor"
+    model.opset_import.append(h.make_opsetid(DECODER_DOMAIN, 1))
+    return model
+
+
+def export_bytes_preprocessor_graph(path, image_size, mean=rules.MEAN, std=rules.STD,
+                                    resize_mode="shortest"):
+    """Writes `image_bytes_preprocessor.onnx` (PNG / JPEG bytes -> (1, S, S, 3)) to `path`.
+
+    Running it needs onnxruntime-extensions' library registered in the session
+    (`onnxruntime_extensions.get_library_path()`). Its decoder ends the process
+    on bytes that are neither PNG nor JPEG and may not return on a truncated
+    JPEG: check the file before (`clip_edge` decodes it with Pillow first).
+
+    Args:
+        path, image_size, mean, std, resize_mode: as `export_preprocessor_graph`.
+
+    Returns:
+        `path`.
+
+    Example:
+        >>> export_bytes_preprocessor_graph("image_bytes_preprocessor.onnx", 224)  # doctest: +SKIP
+        'image_bytes_preprocessor.onnx'
+    """
+    model = bytes_preprocessor_model(image_size, mean, std, resize_mode)
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+    return path
+
+
 def _channel_values(values, name):
     array = np.asarray(values, dtype=np.float32).reshape(-1)
     if array.shape != (3,) or not np.all(np.isfinite(array)):
