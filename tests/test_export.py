@@ -304,7 +304,8 @@ def test_newer_manifest_format_is_rejected(exports, tmp_path):
 def test_manifest_lists_graphs_litert_strings_and_conformance(exports):
     _, directory, manifest = exports["vit"]
     assert manifest["graphs"] == {"text_tokenizer": "text_tokenizer.onnx",
-                                  "image_preprocessor": "image_preprocessor.onnx"}
+                                  "image_preprocessor": "image_preprocessor.onnx",
+                                  "image_bytes_preprocessor": "image_bytes_preprocessor.onnx"}
     assert manifest["litert"]["image_encoder"] == {
         "fp32": "image_encoder.tflite", "fp16": "image_encoder.fp16.tflite",
         "int8": "image_encoder.int8.tflite"}
@@ -312,11 +313,13 @@ def test_manifest_lists_graphs_litert_strings_and_conformance(exports):
     assert manifest["conformance"]["towers"] == ["image_encoder", "text_encoder"]
     assert manifest["conformance"]["thresholds"]["fp32"] == {"image": 0.999, "text": 0.9999}
     listed = set(manifest["files"])
-    assert {"text_tokenizer.onnx", "image_preprocessor.onnx", "image_encoder.tflite",
+    assert {"text_tokenizer.onnx", "image_preprocessor.onnx", "image_bytes_preprocessor.onnx",
+            "image_encoder.tflite",
             "text_encoder.int8.tflite", "conformance.npz",
             "text_encoder_strings/saved_model.pb"} <= listed
     _, _, resnet = exports["resnet"]  # image tower only: no tokenizer graph, no text files
-    assert resnet["graphs"] == {"image_preprocessor": "image_preprocessor.onnx"}
+    assert resnet["graphs"] == {"image_preprocessor": "image_preprocessor.onnx",
+                                "image_bytes_preprocessor": "image_bytes_preprocessor.onnx"}
     assert resnet["conformance"]["towers"] == ["image_encoder"]
 
 

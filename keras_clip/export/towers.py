@@ -37,13 +37,17 @@ from keras_clip.export.manifest import (
     write_manifest,
 )
 from keras_clip.export.onnx_export import DEFAULT_OPSET, TOWERS, export_onnx
-from keras_clip.export.preprocessor_graph import export_preprocessor_graph
+from keras_clip.export.preprocessor_graph import (
+    export_bytes_preprocessor_graph,
+    export_preprocessor_graph,
+)
 from keras_clip.export.quantize import to_fp16, to_int8, variant_path
 from keras_clip.export.saved_model import STRINGS, export_saved_models
 from keras_clip.export.tokenizer_graph import export_tokenizer_graph
 
 FORMATS = ("saved_model", "onnx", "litert")
-GRAPH_FILES = {"text_tokenizer": "text_tokenizer.onnx", "image_preprocessor": "image_preprocessor.onnx"}
+GRAPH_FILES = {"text_tokenizer": "text_tokenizer.onnx", "image_preprocessor": "image_preprocessor.onnx",
+               "image_bytes_preprocessor": "image_bytes_preprocessor.onnx"}
 
 
 def export_towers(
@@ -272,6 +276,10 @@ def _write_graphs(model, directory, towers):
         export_preprocessor_graph(os.path.join(directory, name), model.image_size, pre.mean,
                                   pre.std, pre.resize_mode)
         graphs["image_preprocessor"] = name
+        name = GRAPH_FILES["image_bytes_preprocessor"]
+        export_bytes_preprocessor_graph(os.path.join(directory, name), model.image_size, pre.mean,
+                                        pre.std, pre.resize_mode)
+        graphs["image_bytes_preprocessor"] = name
     return graphs
 
 
