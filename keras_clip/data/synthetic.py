@@ -8,6 +8,10 @@ function of ``(seed, split, i)``, so datasets are reproducible and random access
 Six (colour, shape) combinations, ``HELDOUT_COMBOS``, never appear in the
 ``"train"`` split: a model trained on it can be tested zero-shot on them (the
 ``"heldout"`` split), each colour and each shape being seen in other combinations.
+
+``shift="textured"`` draws the same classes in another domain, for
+fine-tuning benchmarks: shapes as thick outlines (not filled) on bright,
+striped and noisy backgrounds.
 """
 
 import csv
@@ -58,6 +62,7 @@ TEMPLATES = (
     "there is a {color} {shape} in the {position} of the image",
 )
 SPLITS = ("train", "heldout", "all")
+SHIFTS = (None, "textured")
 _SUPERSAMPLE = 4  # drawn at up to 4x, then box-filtered down: antialiased edges
 _MAX_CANVAS = 512
 
@@ -111,7 +116,23 @@ def _shape_polygon(shape, cx, cy, r, angle):
     raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}.")
 
 
-def render_shape(color, shape, size, position, image_size=64, rng=None):
+def _check_shift(shift):
+    if shift not in SHIFTS:
+        raise ValueError(f"shift must be one of {SHIFTS}; received {shift!r}.")
+
+
+def _textured_background(big, rng):
+    """A bright grey canvas with diagonal stripes of random period, angle and phase."""
+    level = rng.uniform(120, 175) + rng.uniform(-12, 12, size=3)
+    angle, period = rng.uniform(0, math.pi), big * rng.uniform(0.12, 0.3)
+    y, x = np.mgrid[0:big, 0:big]
+    wave = np.sin(2 * math.pi * (x * math.cos(angle) + y * math.sin(angle)) / period
+                  + rng.uniform(0, 2 * math.pi))
+    canvas = level + rng.uniform(25, 45) * wave[..., None]
+    return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
+
+
+def render_shape(color, shape, size, position, image_size=64, rng=None, shift=None):
     """Draws one shape image as uint8 ``(image_size, image_size, 3)``.
 
     Args:
@@ -120,6 +141,8 @@ def render_shape(color, shape, size, position, image_size=64, rng=None):
         image_size: side of the square image in pixels.
         rng: a ``numpy.random.Generator`` for the small jitters (background,
             colour, rotation, offset, noise); ``None`` draws a clean image.
+        shift: ``None`` (filled shapes on dark backgrounds) or ``"textured"``
+            (outlines on bright striped backgrounds; needs ``rng``).
 
     Example:
         >>> render_shape("red", "star", "large", "center", 32).shape
@@ -131,13 +154,21 @@ def render_shape(color, shape, size, position, image_size=64, rng=None):
             raise ValueError(f"unknown {what} {value!r}; expected one of {list(table)}.")
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}.")
+    _check_shift(shift)
+    if shift and rng is None:
+        raise ValueError(f"shift={shift!r} draws a random texture; pass rng "
+                         "(a numpy.random.Generator).")
     jitter = (lambda lo, hi: rng.uniform(lo, hi)) if rng is not None else (lambda lo, hi: 0.0)
     big = image_size * max(1, min(_SUPERSAMPLE, _MAX_CANVAS // image_size))
     bg = np.clip(np.array([30, 30, 34]) + jitter(-14, 14) + np.array(
         [jitter(-6, 6) for _ in range(3)]), 0, 255).astype(np.uint8)
     canvas = Image.new("RGB", (big, big), tuple(int(v) for v in bg))
-    draw = ImageDraw.Draw(canvas)
     fill = tuple(int(np.clip(v + jitter(-15, 15), 0, 255)) for v in COLORS[color])
+    style = {"fill": fill}
+    if shift == "textured":
+        canvas = _textured_background(big, rng)
+        style = {"outline": fill, "width": max(1, round(big * rng.uniform(0.06, 0.09)))}
+    draw = ImageDraw.Draw(canvas)
     d = SIZES[size] * (1.0 + jitter(-0.06, 0.06))
     r = d / 2
     px, py = POSITIONS[position]
@@ -145,13 +176,13 @@ def render_shape(color, shape, size, position, image_size=64, rng=None):
     cy = np.clip(py + jitter(-0.03, 0.03), r + 0.02, 0.98 - r) * big
     r *= big
     if shape == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], **style)
     else:
         angle = math.radians(jitter(-12, 12))
-        draw.polygon(_shape_polygon(shape, cx, cy, r, angle), fill=fill)
+        draw.polygon(_shape_polygon(shape, cx, cy, r, angle), **style)
     image = np.asarray(canvas.resize((image_size, image_size), Image.BOX), np.float32)
     if rng is not None:
-        image = image + rng.normal(0.0, 4.0, image.shape)
+        image = image + rng.normal(0.0, 12.0 if shift else 4.0, image.shape)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
@@ -164,6 +195,8 @@ class SyntheticShapes:
             Use another seed for fresh evaluation images.
         split: ``"train"`` (all combinations but ``HELDOUT_COMBOS``),
             ``"heldout"`` (only those) or ``"all"``.
+        shift: ``None``, or ``"textured"`` for the shifted domain (outlined
+            shapes on bright striped backgrounds; other images than ``None``'s).
 
     Attributes:
         classes: the split's ``"color shape"`` names; ``labels`` index into it.
@@ -184,7 +217,8 @@ class SyntheticShapes:
         True
     """
 
-    def __init__(self, image_size=64, seed=0, split="train"):
+    def __init__(self, image_size=64, seed=0, split="train", shift=None):
+        _check_shift(shift)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}; received {split!r}.")
         if not isinstance(image_size, (int, np.integer)) or image_size < 8:
@@ -192,22 +226,24 @@ class SyntheticShapes:
         self.image_size = int(image_size)
         self.seed = int(seed)
         self.split = split
+        self.shift = shift
         self.classes = class_names(split)
 
     def __repr__(self):
         return (f"SyntheticShapes(image_size={self.image_size}, seed={self.seed}, "
-                f"split={self.split!r})")
+                f"split={self.split!r}" + (f", shift={self.shift!r})" if self.shift else ")"))
 
     def example(self, index):
         """Sample ``index``: ``(uint8 image (S, S, 3), caption, label, metadata dict)``."""
-        rng = np.random.default_rng([self.seed, SPLITS.index(self.split), int(index)])
+        key = [self.seed, SPLITS.index(self.split), int(index)]
+        rng = np.random.default_rng(key + [SHIFTS.index(self.shift)] if self.shift else key)
         label = int(rng.integers(len(self.classes)))
         color, shape = self.classes[label].split(" ")
         size = list(SIZES)[rng.integers(len(SIZES))]
         position = list(POSITIONS)[rng.integers(len(POSITIONS))]
         template = TEMPLATES[rng.integers(len(TEMPLATES))]
         caption = template.format(size=size, color=color, shape=shape, position=position)
-        image = render_shape(color, shape, size, position, self.image_size, rng)
+        image = render_shape(color, shape, size, position, self.image_size, rng, self.shift)
         meta = {"color": color, "shape": shape, "size": size, "position": position,
                 "label": label, "class_name": self.classes[label], "caption": caption}
         return image, caption, label, meta
