@@ -26,12 +26,12 @@ Examples:
 
 def commands():
     """`{sub-command: its module}`, in `--help` order."""
-    from keras_clip.commands import convert, demo, embed, presets, train
+    from keras_clip.commands import convert, demo, embed, finetune, presets, train
     from keras_clip.commands import eval as evaluate
     from keras_clip.export import command as export
 
     return {"demo": demo, "train": train, "eval": evaluate, "export": export, "embed": embed,
-            "presets": presets, "convert": convert}
+            "presets": presets, "convert": convert, "finetune": finetune}
 
 
 def add_verbose(parser, default=False):
