@@ -18,11 +18,12 @@ PARSER = {
                    "WiSE-FT sweep of full fine-tuning. Writes finetune.json, .md and .png.",
 }
 
+METHODS = ("full", "lit", "lora", "flyp")  # = finetune.experiment.METHODS (tested); --help
+# imports no backend, and keras_clip.finetune's package imports Keras
+
 
 def add_arguments(parser):
     """Adds the command's options to the argparse parser `parser`."""
-    from keras_clip.finetune.experiment import METHODS
-
     parser.add_argument("--method", action="append", choices=METHODS,
                         help="a recipe to run (repeat for several; default all four)")
     parser.add_argument("--wise-ft", action="store_true",
