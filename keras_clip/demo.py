@@ -44,6 +44,9 @@ class Evaluation:
         seen_labels: their labels `(N,)`.
         predictions: Keras' zero-shot predictions for them `(N,)`.
         pairs: `PairedData` (images and captions) for retrieval and the similarity plot.
+        all_class_names: seen and held-out classes, the confusion matrix's order.
+        heldout_class_names: the classes training never saw.
+        confusion: `(labels, predictions)` of seen and held-out images among all classes.
     """
 
     metrics: dict
@@ -52,6 +55,9 @@ class Evaluation:
     seen_labels: np.ndarray
     predictions: np.ndarray
     pairs: object
+    all_class_names: list
+    heldout_class_names: list
+    confusion: tuple
 
 
 def _train(model, samples, epochs, batch_size, learning_rate, seed, verbose):
@@ -94,62 +100,30 @@ def _evaluate(model, eval_samples, seed):
         "linear_probe_top1": probe["accuracy"],
         "retrieval": retrieval,
     }
+    seen_labels = np.array([index[seen.class_names[k]] for k in seen.labels])
+    confusion = (np.concatenate([seen_labels, heldout_labels]),
+                 all_clf.predict(np.concatenate([seen.images, heldout.images])))
     return Evaluation(metrics, seen.class_names, seen.images, seen.labels,
-                      seen_clf.predict(seen.images), pairs)
+                      seen_clf.predict(seen.images), pairs, everything.class_names,
+                      heldout.class_names, confusion)
 
 
 def _plots(model, history, results, output_dir):
-    import matplotlib
+    from keras_clip import evaluation, plots
+    from keras_clip.preprocessing import MEAN, STD
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = {}
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    axes[0].plot(history["loss"], marker="o")
-    axes[0].set(title="contrastive loss", xlabel="epoch")
-    for key in ("i2t_accuracy", "t2i_accuracy"):
-        if key in history:
-            axes[1].plot(history[key], marker="o", label=key.replace("i2t", "image->text").replace("t2i", "text->image"))
-    axes[1].set(title="in-batch top-1", xlabel="epoch", ylim=(0, 1))
-    axes[1].legend()
-    figure.tight_layout()
-    paths["curves"] = os.path.join(output_dir, "training_curves.png")
-    figure.savefig(paths["curves"], dpi=100)
-
-    pairs = results.pairs
-    count = 8
-    images, captions = pairs.images[:count], pairs.captions[:count]
-    from keras_clip import evaluation
-
+    paths = {name: os.path.join(output_dir, f"{name}.png")
+             for name in ("training_curves", "similarity_matrix", "zero_shot_confusion")}
+    plots.training_curves(history, paths["training_curves"])
+    images, captions = results.pairs.images[:8], results.pairs.captions[:8]
     similarity = evaluation.encode_images(model, images, normalize=True) @ \
         evaluation.encode_texts(model, captions, normalize=True).T
-    figure, axis = plt.subplots(figsize=(9, 7))
-    axis.imshow(similarity, cmap="viridis")
-    axis.set_xticks(range(count), captions, rotation=60, ha="right", fontsize=7)
-    axis.set_yticks(range(count), [f"image {i}" for i in range(count)])
-    for i in range(count):
-        for j in range(count):
-            axis.text(j, i, f"{similarity[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                      color="white")
-    axis.set_title("cosine similarity: images (rows) vs captions (columns)")
-    figure.tight_layout()
-    paths["similarity"] = os.path.join(output_dir, "similarity_matrix.png")
-    figure.savefig(paths["similarity"], dpi=100)
-
-    names = results.class_names
-    matrix = np.zeros((len(names), len(names)), int)
-    np.add.at(matrix, (results.seen_labels, results.predictions), 1)
-    figure, axis = plt.subplots(figsize=(9, 8))
-    axis.imshow(matrix, cmap="Blues")
-    axis.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
-    axis.set_yticks(range(len(names)), names, fontsize=6)
-    axis.set(xlabel="predicted", ylabel="true", title="zero-shot confusion (seen classes)")
-    figure.tight_layout()
-    paths["confusion"] = os.path.join(output_dir, "zero_shot_confusion.png")
-    figure.savefig(paths["confusion"], dpi=100)
-    plt.close("all")
-    return paths
+    thumbnails = np.clip(images * np.asarray(STD) + np.asarray(MEAN), 0, 1)  # undo the normalisation
+    plots.similarity_matrix(similarity, thumbnails, captions, paths["similarity_matrix"])
+    plots.confusion_matrix(*results.confusion, results.all_class_names, results.heldout_class_names,
+                           paths["zero_shot_confusion"])
+    return {"curves": paths["training_curves"], "similarity": paths["similarity_matrix"],
+            "confusion": paths["zero_shot_confusion"]}
 
 
 def _export_and_compare(model, results, output_dir, overwrite=False):
@@ -224,7 +198,7 @@ def run_demo(output_dir="demo_output", samples=4096, epochs=15, batch_size=128,
         raise OSError(f"{output_dir} already holds a demo's {SUMMARY_FILE}; choose another "
                       "--output, or pass --overwrite (overwrite=True) to replace it.")
     if export:
-        from keras_clip.export.towers import check_destination
+        from keras_clip.export.destination import check_destination
 
         check_destination(os.path.join(output_dir, "export"), overwrite)
     phase = Phases([p for p in PHASES if export or not p.startswith("exporting")],

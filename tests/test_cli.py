@@ -38,10 +38,10 @@ def test_reduced_demo_writes_its_outputs_and_sane_numbers(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["eval", "zeroshot", "--model", "no_such_model"], "neither a preset"),
+        (["eval", "zeroshot", "--model", "no_such_model"], "neither a built-in preset"),
         (["embed", "--model", "vit_b32", "--random-weights", "--images", "/no/such/folder",
           "-o", "x.npy"], "is not a folder"),
-        (["export", "vit_b99", "--random-weights"], "Unknown preset 'vit_b99'"),
+        (["export", "vit_b99", "--random-weights"], "preset 'vit_b99' is neither"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(argv, message, capsys):
@@ -88,7 +88,8 @@ def test_every_sub_command_owns_add_arguments_and_run():
     from keras_clip.cli import commands
 
     modules = commands()
-    assert list(modules) == ["demo", "train", "eval", "export", "embed", "presets", "convert"]
+    assert list(modules) == ["demo", "train", "eval", "export", "embed", "presets", "convert",
+                             "finetune"]
     for name, module in modules.items():
         assert callable(module.add_arguments) and callable(module.run), name
         assert module.PARSER["help"], name

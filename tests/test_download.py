@@ -305,6 +305,33 @@ def test_server_down_names_file_url_and_local_copy(hub, monkeypatch):
     assert cache_entries() == []
 
 
+def test_unreachable_host_fails_fast_with_one_attempt_and_one_message(hub, monkeypatch):
+    """Nothing listens on the port: one connection attempt, then one OSError, no chain."""
+    import socket
+    import traceback
+
+    hub.stop()
+    port = int(hub.endpoint.rsplit(":", 1)[1])
+    attempts, connect = [], socket.create_connection
+
+    def counting(address, *args, **kwargs):
+        stack = "".join(traceback.format_stack())
+        if address[1] == port and "_detect_agent" not in stack:  # not the hub client's user-agent probe
+            attempts.append(address)
+        return connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", counting)
+    monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("retried after a back-off"))
+    with pytest.raises(OSError) as info:
+        keras_clip.from_preset(NAME)
+    assert len(attempts) == 1
+    message = str(info.value)
+    assert "\n" not in message and f"cannot reach {hub.endpoint}" in message
+    assert "weights=None" in message and "--random-weights" in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert cache_entries() == []
+
+
 def test_offline_mode_names_file_url_and_local_copy(hub, monkeypatch):
     import huggingface_hub.constants
 

@@ -59,7 +59,8 @@ def check_preset(spec, flag):
 
     Example:
         >>> check_preset("vit_b3", "--model")  # doctest: +SKIP
-        ValueError: --model 'vit_b3' is neither a built-in preset nor an existing file or folder. Did you mean 'vit_b32', ...
+        ValueError: --model 'vit_b3' is neither a built-in preset nor an existing file
+        or folder. Did you mean 'vit_b32', 'vit_b16', 'vit_l14'?
     """
     from keras_clip.presets.catalog import list_presets, suggest
 

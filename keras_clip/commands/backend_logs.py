@@ -4,7 +4,7 @@ TensorFlow writes its start-up lines (oneDNN, "Could not find cuda drivers",
 a cuInit error on machines without a GPU) straight to file descriptor 2,
 before absl's logging is set up, so `TF_CPP_MIN_LOG_LEVEL` alone does not
 hide them. `silence()` sets the variables that are read, lowers absl's
-verbosity, and routes descriptor 2 through a thread that drops lines in
+verbosity (and that of a few chatty exporter loggers), and routes descriptor 2 through a thread that drops lines in
 absl's log format and passes everything else through unchanged.
 `keras-clip --verbose` skips all of this.
 
@@ -13,6 +13,7 @@ Example:
 """
 
 import atexit
+import logging
 import os
 import re
 import sys
@@ -25,9 +26,14 @@ ABSL_LINE = re.compile(
 )
 
 
+QUIET_LOGGERS = ("onnx_ir",)  # jax2onnx's serializer warns about untyped symbolic shapes
+
+
 def silence():
     """Hides the backend start-up logs for the rest of this process (and its children)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from absl import logging as absl_logging
     except ImportError:

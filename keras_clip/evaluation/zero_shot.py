@@ -14,6 +14,8 @@ Example:
     >>> clf.evaluate(images, labels)          # {"top1": ..., "top5": ..., ...}
 """
 
+import warnings
+
 import numpy as np
 
 from keras_clip.evaluation.features import (
@@ -99,7 +101,9 @@ class ZeroShotClassifier:
             ``keras_clip.CLIPTokenizer`` with the model's context length.
         batch_size: texts per ``encode_text`` call and images per
             ``encode_image`` call.
-        verbose: tqdm progress bars.
+        verbose: tqdm progress bars: ``"auto"`` (the default) shows them for
+            jobs of more than one batch (prompts, or images given as an
+            array), ``True`` always, ``False``/``0`` never.
 
     Attributes:
         class_embeddings: ``(C, D)`` float32 unit vectors, one per class.
@@ -112,18 +116,38 @@ class ZeroShotClassifier:
     """
 
     def __init__(self, model, class_names, templates="openai_imagenet", tokenizer=None,
-                 batch_size=256, verbose=False):
+                 batch_size=256, verbose="auto"):
         self.model = model
         self.class_names = check_class_names(class_names)
+        if len(self.class_names) == 1:
+            warnings.warn(f"ZeroShotClassifier got one class ({self.class_names[0]!r}): every "
+                          "image gets probability 1.0 for it, which says nothing. Pass at least "
+                          "two class names (e.g. add the alternatives or a background class).",
+                          stacklevel=2)
         self.templates = resolve_templates(templates)
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int; received {batch_size!r}.")
+        if verbose != "auto" and not isinstance(verbose, (bool, int, np.integer)):
+            raise ValueError(f"verbose must be 'auto', True or False; received {verbose!r}.")
         self.batch_size = int(batch_size)
         self.verbose = verbose
         self.tokenizer = tokenizer or default_tokenizer(model)
         self.logit_scale = logit_scale_of(model)
+        prompts = len(self.class_names) * len(self.templates)
         self.class_embeddings = zero_shot_weights(
-            model, self.class_names, self.templates, self.tokenizer, self.batch_size, verbose)
+            model, self.class_names, self.templates, self.tokenizer, self.batch_size,
+            self._show_progress(prompts))
+
+    def _show_progress(self, count):
+        """Whether a job of `count` items (None: unknown) shows a progress bar."""
+        if self.verbose == "auto":
+            return count is not None and count > self.batch_size
+        return bool(self.verbose)
+
+    def _encode_images(self, images, **kwargs):
+        count = len(images) if is_array_like(images) else None
+        return encode_images(self.model, images, self.batch_size,
+                             verbose=self._show_progress(count), **kwargs)
 
     @property
     def num_classes(self):
@@ -140,8 +164,7 @@ class ZeroShotClassifier:
 
     def logits(self, images):
         """Preprocessed images ``(N, S, S, 3)`` (or a dataset) -> logits ``(N, C)``."""
-        return self.logits_from_features(
-            encode_images(self.model, images, self.batch_size, verbose=self.verbose))
+        return self.logits_from_features(self._encode_images(images))
 
     def predict_proba(self, images):
         """Class probabilities ``(N, C)``: the softmax of the logits."""
@@ -184,11 +207,9 @@ class ZeroShotClassifier:
             if labels is None:
                 raise ValueError("labels is None; expected one int label per image "
                                  "(or pass a dataset whose batches hold 'labels').")
-            features = encode_images(self.model, images, self.batch_size,
-                                     verbose=self.verbose)
+            features = self._encode_images(images)
         else:
-            features, found = encode_images(self.model, images, self.batch_size,
-                                            verbose=self.verbose, return_labels=True)
+            features, found = self._encode_images(images, return_labels=True)
             if labels is None:
                 if found is None:
                     raise ValueError("The dataset batches hold no 'labels'; expected dicts "

@@ -20,7 +20,7 @@ PARSER = {
         "SavedModels through a TensorFlow subprocess). Each step is announced as "
         "[k/N]; the folder appears only when the export is complete.\n\n"
         "Example:\n"
-        "  KERAS_BACKEND=tensorflow keras-clip export vit_b32 --output vit_b32_export --int8 --check"
+        "  KERAS_BACKEND=tensorflow keras-clip export vit_b32 -o vit_b32_export --int8 --check"
     ),
 }
 FORMATS = ("saved_model", "onnx", "litert")
@@ -55,12 +55,11 @@ def add_arguments(parser):
 def run(args):
     """Runs the export that `args` (from `add_arguments`' parser) describes; returns 0 or 1."""
     from keras_clip.commands import check_preset
-    from keras_clip.export.manifest import source_record
-    from keras_clip.export.towers import check_destination, export_phases
+    from keras_clip.export.destination import check_destination
     from keras_clip.phases import Phases
     from keras_clip.presets.catalog import list_presets
 
-    check_preset(args.preset, "preset")
+    check_preset(args.preset, "preset")  # before any backend is imported
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     if not formats or set(formats) - set(FORMATS):
         raise ValueError(f"--formats must be a comma-separated subset of {','.join(FORMATS)}, "
@@ -69,7 +68,10 @@ def run(args):
     if name not in list_presets():
         name = os.path.splitext(os.path.basename(os.path.normpath(name)))[0]
     output = args.output or f"{name}_export"
-    check_destination(output, args.overwrite)  # before the model loads
+    check_destination(output, args.overwrite)
+    from keras_clip.export.manifest import source_record
+    from keras_clip.export.towers import export_phases, export_towers
+
     random_weights = args.random_weights and args.preset in list_presets()
     phases = Phases(["loading the model", *export_phases(formats, fp16=args.fp16, int8=args.int8),
                      *(["checking every file against Keras"] if args.check else [])],
@@ -77,8 +79,6 @@ def run(args):
     phases("loading the model")
     model = _load(args.preset, random_weights)
     source = source_record(args.preset, random_weights)
-    from keras_clip.export.towers import export_towers
-
     manifest = export_towers(model, output, formats=formats, opset=args.opset, fp16=args.fp16,
                              int8=args.int8, architecture=name, overwrite=args.overwrite,
                              source=source, phases=phases)
@@ -132,7 +132,8 @@ def check_verdicts(figures, manifest):
     """`[(line, passed)]`: each checked file's smallest cosine against the manifest threshold.
 
     Example:
-        >>> check_verdicts({"text_encoder.onnx": {"min_cosine": 0.99999}}, manifest)  # doctest: +SKIP
+        >>> check_verdicts({"text_encoder.onnx": {"min_cosine": 0.99999}},
+        ...                manifest)  # doctest: +SKIP
         [('PASS  text_encoder.onnx  min cosine 0.999990 >= 0.9999 (fp32 text)', True)]
     """
     thresholds = manifest["conformance"]["thresholds"]

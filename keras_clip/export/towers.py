@@ -8,10 +8,9 @@ Writes, per format: ONNX `image_encoder.onnx` / `text_encoder.onnx` (plus
 `.fp16.tflite` / `.int8.tflite`). Always: the tokenizer vocabulary,
 `conformance.npz` and `manifest.json`; see `keras_clip.export`.
 
-The folder is written as a hidden temporary sibling (`.<name>.partial-*`) and
-renamed into place at the end, so a killed export leaves no folder that looks
-complete. A folder that holds anything but a previous export is refused unless
-`overwrite=True`; the previous contents are removed, so no stale files remain.
+The folder is staged and renamed into place at the end, and only a new, empty
+or previously exported folder is replaced without `overwrite=True` (see
+`export.destination`); the previous contents are removed, so no stale files remain.
 
 Example:
     >>> from keras_clip.export import export_towers
@@ -21,19 +20,18 @@ Example:
 import importlib.metadata
 import os
 import shutil
-import tempfile
 import time
 
 import keras
 
 from keras_clip.export import conformance
+from keras_clip.export.destination import check_destination, publish, staging_folder
 from keras_clip.export.litert import export_litert, litert_from_saved_models
 from keras_clip.export.manifest import (
     MANIFEST_FILE,
     VOCABULARY_FILE,
     file_entries,
     model_values,
-    read_manifest,
     write_manifest,
 )
 from keras_clip.export.onnx_export import DEFAULT_OPSET, TOWERS, export_onnx
@@ -104,14 +102,11 @@ def export_towers(
                          "in `formats`.")
     check_destination(directory, overwrite)
     announce = phases or (lambda name: None)
-    parent = os.path.dirname(os.path.abspath(directory))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(directory))}.partial-",
-                               dir=parent)
+    staging = staging_folder(directory)
     try:
         values = _write_folder(model, staging, formats, opset, fp16, int8, architecture, towers,
                                source, announce)
-        _replace(staging, directory)
+        publish(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -122,8 +117,8 @@ def export_phases(formats=FORMATS, towers=TOWERS, fp16=False, int8=False):
     """The names of `export_towers`' steps for these options, in order.
 
     Example:
-        >>> export_phases(("onnx",), ("text_encoder",), int8=True)
-        ['writing text_encoder.onnx', 'quantizing text_encoder.onnx to int8', 'writing the pre-processing graphs', 'writing conformance.npz and manifest.json']
+        >>> export_phases(("onnx",), ("text_encoder",), int8=True)[:2]
+        ['writing text_encoder.onnx', 'quantizing text_encoder.onnx to int8']
     """
     names = []
     for tower in towers:
@@ -135,47 +130,6 @@ def export_phases(formats=FORMATS, towers=TOWERS, fp16=False, int8=False):
     names += ["writing the SavedModels"] if "saved_model" in formats else []
     names += ["writing the LiteRT files"] if "litert" in formats else []
     return names + [f"writing {conformance.CONFORMANCE_FILE} and {MANIFEST_FILE}"]
-
-
-def is_export_folder(directory):
-    """True if `directory` holds a `manifest.json` written by `export_towers`."""
-    try:
-        return "exporter" in read_manifest(directory)
-    except ValueError:
-        return False
-
-
-def check_destination(directory, overwrite=False):
-    """Raises OSError unless `export_towers` may write `directory` (see its Args).
-
-    Example:
-        >>> check_destination("new_folder")
-    """
-    if not os.path.lexists(directory):
-        return
-    if not os.path.isdir(directory) or os.path.islink(directory):
-        raise OSError(f"The output {directory} exists and is not a folder; choose a folder name.")
-    here, target = os.path.realpath(os.getcwd()), os.path.realpath(directory)
-    if here == target or here.startswith(target + os.sep):
-        raise OSError(f"The output {directory} is the current folder or holds it; export into a "
-                      "new sub-folder instead.")
-    if overwrite or not os.listdir(directory) or is_export_folder(directory):
-        return
-    raise OSError(f"The output folder {directory} is not empty and holds no previous export "
-                  f"(no {MANIFEST_FILE} of ours); choose a new folder, or pass --overwrite "
-                  "(overwrite=True) to replace everything in it.")
-
-
-def _replace(staging, directory):
-    """Moves the finished `staging` folder to `directory`, removing what was there."""
-    if not os.path.lexists(directory):
-        os.rename(staging, directory)
-        return
-    trash = tempfile.mkdtemp(prefix=f"{os.path.basename(staging)}.old-",
-                             dir=os.path.dirname(staging))
-    os.rename(directory, os.path.join(trash, "previous"))
-    os.rename(staging, directory)
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _write_folder(model, directory, formats, opset, fp16, int8, architecture, towers, source,

@@ -37,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import warnings
@@ -150,16 +151,30 @@ def _download(name, source, directory):
             f"keras_clip.from_preset('/path/to/{source['filename']}')."
         ) from None
     except Exception as error:  # offline, HTTP errors, repository moved...
+        reason = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        if _unreachable(error):
+            reason = f"cannot reach {_endpoint()}: {reason}"
         expected = source.get("sha256") or "not recorded"
         raise OSError(
             f"Could not download the pretrained weights of '{name}': {source['filename']} "
-            f"from {url} ({type(error).__name__}: {error}). "
-            f"Without access to that server, fetch the file elsewhere (repository "
-            f"{source['repo_id']}, revision {source['revision']}, SHA-256 {expected}), copy "
-            f"it to this machine and load it with keras_clip.from_preset("
-            f"'/path/to/{source['filename']}'), or set HF_ENDPOINT to a reachable mirror."
-        ) from error
+            f"from {url} ({reason}). Without access to that server, fetch the file elsewhere "
+            f"(repository {source['repo_id']}, revision {source['revision']}, SHA-256 "
+            f"{expected}), copy it to this machine and load it with keras_clip.from_preset("
+            f"'/path/to/{source['filename']}'), set HF_ENDPOINT to a reachable mirror, or "
+            f"use random weights: from_preset('{name}', weights=None) (keras-clip: "
+            f"--random-weights)."
+        ) from None  # one message, not the HTTP client's chained tracebacks
     return path, metadata
+
+
+def _unreachable(error):
+    """True if `error` (or what caused it) says the host cannot be reached at all."""
+    while error is not None:
+        if isinstance(error, (ConnectionError, socket.gaierror)) or \
+                type(error).__name__ in ("ConnectError", "ConnectTimeout"):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _is_sha256(text):
