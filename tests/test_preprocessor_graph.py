@@ -4,6 +4,7 @@ The graph is built with onnx and run with ONNX Runtime; the backend only
 matters for the chained test, which exports a tiny image tower.
 """
 
+import io
 import re
 
 import keras
@@ -12,7 +13,9 @@ import pytest
 
 import keras_clip
 from keras_clip.export.preprocessor_graph import (
+    BYTES_CHECK_NODE,
     CHECK_NODE,
+    bytes_preprocessor_model,
     export_preprocessor_graph,
     preprocessor_model,
     run_preprocessor_graph,
@@ -22,6 +25,9 @@ from tests import preprocessing_cases as cases
 from tests.test_preprocessing import expected, graph_max, load_case
 
 MEAN_TOLERANCE = 0.01  # issue 12; measured worst 4.1e-6 (ihc_odd_333x511)
+# JPEG 4:2:0: the extensions' decoder upsamples chroma unlike Pillow (measured
+# worst mean 0.017, coffee_tiny_17x23; 0.003-0.016 on the larger images).
+JPEG_420_MEAN_TOLERANCE = 0.025
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +46,38 @@ def session():
         return sessions[size]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def bytes_session():
+    """`bytes_session(size)`: `image_bytes_preprocessor.onnx` sessions (extensions library)."""
+    import onnxruntime
+
+    extensions = pytest.importorskip("onnxruntime_extensions")
+    sessions = {}
+
+    def get(size):
+        if size not in sessions:
+            options = onnxruntime.SessionOptions()
+            options.register_custom_ops_library(extensions.get_library_path())
+            sessions[size] = onnxruntime.InferenceSession(
+                bytes_preprocessor_model(size).SerializeToString(), options,
+                providers=["CPUExecutionProvider"])
+        return sessions[size]
+
+    return get
+
+
+def _encoded(image, fmt, **options):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image[:, :, 0] if image.shape[-1] == 1 else image).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _run_bytes(session, data):
+    return session.run(["images"], {"image_bytes": np.frombuffer(data, np.uint8)})[0]
 
 
 def _python(image, size):
@@ -134,6 +172,92 @@ def test_runner_errors_are_one_line(session, image, words):
 def test_argument_errors(kwargs, words):
     with pytest.raises(ValueError, match=words):
         preprocessor_model(**kwargs)
+
+
+RGB_OR_GRAY = sorted(n for n in cases.CASES if "alpha" not in n and "rgba" not in n
+                     and n != "chelsea_box")
+
+
+@pytest.mark.parametrize("name", RGB_OR_GRAY)
+def test_png_bytes_graph_matches_reference(bytes_session, name):
+    image = load_case(name)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[-1] == 4:
+        pytest.skip("alpha: the decoder drops it")
+    size = cases.CASES[name][1]
+    d = np.abs(_run_bytes(bytes_session(size), _encoded(image, "PNG")) - expected(name))
+    assert d.mean() <= MEAN_TOLERANCE and d.max() <= graph_max(name), (name, d.mean(), d.max())
+
+
+@pytest.mark.parametrize("name", ["coffee_tiny_17x23", "chelsea_up_200x300", "china_sklearn",
+                                  "coins_gray_303x384"])
+def test_jpeg_bytes_graph_against_pillow_decoded_pixels(session, bytes_session, name):
+    """Same graph nodes on Pillow's pixels: only the decoders differ."""
+    from PIL import Image
+
+    image = load_case(name)
+    image = image[:, :, None] if image.ndim == 2 else image
+    size = cases.CASES[name][1]
+    for options, tolerance in [({"quality": 90}, JPEG_420_MEAN_TOLERANCE),
+                               ({"quality": 90, "subsampling": 0}, 1e-3)]:
+        data = _encoded(image, "JPEG", **options)
+        pillow = np.asarray(Image.open(io.BytesIO(data)))
+        d = np.abs(_run_bytes(bytes_session(size), data) - run_preprocessor_graph(session(size), pillow))
+        assert d.mean() <= tolerance, (name, options, d.mean())
+
+
+def test_bytes_graph_refuses_cmyk_jpeg(bytes_session):
+    data = _encoded(np.zeros((8, 8, 3), np.uint8), "JPEG")
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("CMYK").save(buffer, "JPEG")
+    with pytest.raises(Exception, match=re.escape(BYTES_CHECK_NODE)):
+        _run_bytes(bytes_session(16), buffer.getvalue())
+
+
+def test_bytes_graph_interface():
+    import onnx
+
+    model = bytes_preprocessor_model(24)
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert inp.name == "image_bytes" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert out.name == "images" and [d.dim_value for d in out.type.tensor_type.shape.dim] == [1, 24, 24, 3]
+    assert {o.domain for o in model.opset_import} == {"", "com.microsoft.extensions"}
+
+
+def test_clip_edge_feeds_bytes_only_where_pillow_agrees(session, bytes_session, tmp_path):
+    """clip_edge's GraphPreprocessor: PNG and 4:4:4 JPEG bytes to the bytes graph, the rest
+    decoded by Pillow; a broken file is a ValueError before any decoder sees it."""
+    from clip_edge.graphs import GraphPreprocessor, decodes_like_pillow
+
+    calls = []
+
+    class Counting:
+        def run(self, names, feeds):
+            calls.append(len(feeds["image_bytes"]))
+            return bytes_session(32).run(names, feeds)
+
+    image = load_case("chelsea_up_200x300")
+    png, jpeg_444 = _encoded(image, "PNG"), _encoded(image, "JPEG", subsampling=0)
+    jpeg_420, progressive = _encoded(image, "JPEG"), _encoded(image, "JPEG", subsampling=0,
+                                                               progressive=True)
+    rgba = _encoded(np.dstack([image, np.full(image.shape[:2], 200, np.uint8)]), "PNG")
+    assert [decodes_like_pillow(d) for d in (png, jpeg_444, jpeg_420, progressive, rgba)] == [
+        True, True, False, False, False]
+    path = tmp_path / "cat.png"
+    path.write_bytes(png)
+    edge = GraphPreprocessor(session(32), Counting())
+    pixels = edge([png, str(path), jpeg_420, rgba, jpeg_444])
+    assert calls == [len(png), len(png), len(jpeg_444)]
+    reference = keras_clip.ImagePreprocessor(32)(image)
+    d = np.abs(pixels[:2] - reference)
+    assert d.mean() <= MEAN_TOLERANCE, d.mean()
+    with pytest.raises(ValueError, match=r"images\[1\]: .*not an image file"):
+        edge([png, b"not an image at all"])
+    with pytest.raises(OSError, match="truncated"):  # Pillow's error; the decoder would not return
+        edge([jpeg_444[: len(jpeg_444) // 2]])
 
 
 def _cosine(a, b):

@@ -1,4 +1,5 @@
-"""The folder's pre-processing graphs: `text_tokenizer.onnx` and `image_preprocessor.onnx`.
+"""The folder's pre-processing graphs: `text_tokenizer.onnx`, `image_preprocessor.onnx`
+and `image_bytes_preprocessor.onnx`.
 
 `GraphTokenizer` feeds captions (str) to the tokenizer graph, which needs the
 onnxruntime-extensions custom-op library (`pip install "clip-edge[cpu]"`
@@ -15,9 +16,11 @@ Example:
 import glob
 import importlib.machinery
 import importlib.util
+import io
 import os
 
 import numpy as np
+from PIL import Image, JpegImagePlugin
 
 from clip_edge.preprocess import each_image, image_list, to_pil
 from clip_edge.tokenizer import check_texts
@@ -39,6 +42,15 @@ def extensions_library():
             if found:
                 return found[0]
     raise ValueError(f"text_tokenizer.onnx needs onnxruntime-extensions: {EXTENSIONS_HINT}.")
+
+
+def has_extensions():
+    """Whether onnxruntime-extensions' library is installed."""
+    try:
+        extensions_library()
+    except ValueError:
+        return False
+    return True
 
 
 def session_for(path, providers, custom_ops=False):
@@ -90,15 +102,58 @@ def to_uint8(image):
     return np.ascontiguousarray(array[:, :, None] if array.ndim == 2 else array)
 
 
-class GraphPreprocessor:
-    """Images -> float32 `(B, S, S, 3)` through `image_preprocessor.onnx`, one image per run."""
+def file_bytes(image):
+    """A path's or bytes object's file bytes, or None for a PIL image or an array."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        with open(image, "rb") as f:
+            return f.read()
+    return None
 
-    def __init__(self, session):
+
+def decodes_like_pillow(data):
+    """Whether `image_bytes_preprocessor.onnx` decodes `data` to Pillow's pixels.
+
+    Measured: 8-bit RGB / grayscale / palette PNG without transparency and
+    baseline JPEG without chroma subsampling (4:4:4 or grayscale) give Pillow's
+    pixels (JPEG: IDCT rounding, one grey level at most); subsampled JPEGs differ
+    in chroma upsampling, alpha is dropped, 16-bit PNGs are misread, CMYK is
+    refused. The decoder also ends the process on other formats.
+    """
+    with Image.open(io.BytesIO(data)) as probe:
+        if "transparency" in probe.info:
+            return False
+        if probe.format == "PNG":
+            return probe.mode in ("RGB", "L", "P")
+        if probe.format == "JPEG":
+            return (probe.mode in ("RGB", "L") and "progressive" not in probe.info
+                    and JpegImagePlugin.get_sampling(probe) in (-1, 0))
+    return False
+
+
+class GraphPreprocessor:
+    """Images -> float32 `(B, S, S, 3)` through `image_preprocessor.onnx`, one image per run.
+
+    With `bytes_session` (`image_bytes_preprocessor.onnx`), file bytes and paths
+    that Pillow decodes without error and that `decodes_like_pillow` go to that
+    graph as they are; everything else is decoded by Pillow first.
+    """
+
+    def __init__(self, session, bytes_session=None):
         self.session = session
+        self.bytes_session = bytes_session
+
+    def _one(self, image):
+        pil = to_pil(image)  # checks the file: the decoder must never see a broken one
+        data = file_bytes(image) if self.bytes_session is not None else None
+        if data is not None and decodes_like_pillow(data):
+            encoded = np.frombuffer(data, np.uint8)
+            return self.bytes_session.run(["images"], {"image_bytes": encoded})[0]
+        return self.session.run(["images"], {"image": to_uint8(pil)})[0]
 
     def __call__(self, images):
         images = image_list(images)
         if not images:
             raise ValueError("Received no images.")
-        pixels = each_image(images, lambda image: self.session.run(["images"], {"image": to_uint8(image)})[0])
-        return np.concatenate(pixels).astype(np.float32)
+        return np.concatenate(each_image(images, self._one)).astype(np.float32)

@@ -5,7 +5,7 @@ import string
 
 import numpy as np
 
-from clip_edge.graphs import GraphPreprocessor, GraphTokenizer, session_for
+from clip_edge.graphs import GraphPreprocessor, GraphTokenizer, has_extensions, session_for
 from clip_edge.manifest import read_manifest, resolve
 from clip_edge.manifest import verify as verify_sha256
 from clip_edge.preprocess import preprocess
@@ -16,6 +16,7 @@ from clip_edge.verify import check_conformance
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 PREPROCESS = ("graph", "python")
 GRAPHS = {"text_tokenizer": "text_tokenizer.onnx", "image_preprocessor": "image_preprocessor.onnx"}
+BYTES_GRAPH = "image_bytes_preprocessor"  # optional: newer exports list it
 
 
 def normalize(x):
@@ -92,7 +93,8 @@ class ClipEdge:
         self.embed_dim = self._text.embed_dim
         if self.preprocessing == "graph":
             self.tokenizer = GraphTokenizer(self._graph("text_tokenizer", True), self.context_length)
-            self._graph_preprocessor = GraphPreprocessor(self._graph("image_preprocessor", False))
+            self._graph_preprocessor = GraphPreprocessor(self._graph("image_preprocessor", False),
+                                                         self._bytes_graph())
         else:
             vocabulary = resolve(self.folder, self.manifest["text"]["vocabulary"], "text.vocabulary")
             self.tokenizer = Tokenizer(vocabulary, self.context_length)
@@ -102,8 +104,15 @@ class ClipEdge:
         names = list(towers.values())
         names += [name + ".data" for name in towers.values() if name + ".data" in self.manifest["files"]]
         if self.preprocessing == "graph":
-            return names + [self.manifest["graphs"][key] for key in GRAPHS]
+            optional = [BYTES_GRAPH] if BYTES_GRAPH in self.manifest["graphs"] else []
+            return names + [self.manifest["graphs"][key] for key in [*GRAPHS, *optional]]
         return names + [self.manifest["text"]["vocabulary"]]
+
+    def _bytes_graph(self):
+        """`image_bytes_preprocessor.onnx` if listed and onnxruntime-extensions is installed, else None."""
+        if BYTES_GRAPH not in self.manifest["graphs"] or not has_extensions():
+            return None
+        return self._graph(BYTES_GRAPH, True)
 
     def _graph(self, key, custom_ops):
         path = resolve(self.folder, self.manifest["graphs"][key], f"graphs.{key}")
