@@ -16,16 +16,12 @@ Folders (signatures identical on every route):
   they are what the LiteRT converter reads.
 - `text_encoder_strings`: `serving_default` (also named `serve_texts`), `texts`
   tf.string `(batch,)` -> the same plus `token_ids`; tokenizes in the graph
-  with keras-hub's byte-pair tokenizer on the bundled CLIP vocabulary, after
-  the substitution part of OpenAI's cleaning in TF ops (curly quotes, control
-  characters, common HTML entities, Unicode whitespace, lowercase). ids equal
-  `keras_clip.CLIPTokenizer`'s on 84.9% of the 6,020 rows of
-  `tests/golden/tokenizer_corpus.json.gz` (77% without the cleaning); the rest
-  need ftfy's encoding repair or width fixes, other HTML entities, or differ in
-  keras-hub's word split (contractions after quotes, special-token text).
-  For exact ids, tokenize outside with `keras_clip.CLIPTokenizer` and call
-  `text_encoder`. Loading needs `import tensorflow_text` (its ops), as TF
-  Serving builds with TF Text ops have.
+  (`tf_tokenizer.GraphTokenizer`: OpenAI's cleaning in TF ops, OpenAI's word
+  pattern, keras-hub's byte-pair encoder on the bundled vocabulary). ids equal
+  `keras_clip.CLIPTokenizer`'s on 99.4% of the 6,020 rows of
+  `tests/golden/tokenizer_corpus.json.gz`; the rest are ftfy's heuristic
+  mojibake repairs (export/README.md). Loading needs `import tensorflow_text`
+  (its ops), as TF Serving builds with TF Text ops have.
 
 Example:
     >>> from keras_clip.export.saved_model import export_saved_model
@@ -106,12 +102,13 @@ def _save_module(path, call, trackables, input_name, shape, dtype, context_lengt
     signatures = {"serving_default": serve}
     if context_length is not None:  # the strings folder: tensorflow_text ops
 
-        tokenize, tables = graph_tokenizer(context_length)
-        module.tokenizer_tables = tables
+        from keras_clip.export.tf_tokenizer import GraphTokenizer
+
+        module.tokenizer = GraphTokenizer(context_length)
 
         @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="texts")])
         def serve_texts(texts):
-            token_ids = tokenize(texts)
+            token_ids = module.tokenizer(texts)
             outputs = dict(serve(token_ids))
             outputs["token_ids"] = token_ids
             return outputs
@@ -120,85 +117,6 @@ def _save_module(path, call, trackables, input_name, shape, dtype, context_lengt
         signatures = {"serving_default": serve_texts, "serve_texts": serve_texts}
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
     tf.saved_model.save(module, path, signatures=signatures, options=options)
-
-
-def graph_tokenizer(context_length):
-    """An in-graph CLIP tokenizer: `fn(texts (B,) tf.string) -> (B, L) int32`, tables.
-
-    keras-hub's `CLIPTokenizer` on the bundled vocabulary, packed like OpenAI's
-    `clip.tokenize`: start token, ids truncated to L - 2, end token, zeros.
-    """
-    import tensorflow as tf
-    from keras_hub.tokenizers import CLIPTokenizer as GraphCLIPTokenizer
-
-    from keras_clip.tokenizer import CLIPTokenizer
-
-    reference = CLIPTokenizer()
-    tokens = list(reference.id_to_token)
-    tokens[reference.start_token_id] = "<|startoftext|>"
-    tokens[reference.end_token_id] = "<|endoftext|>"
-    vocabulary = {token: index for index, token in enumerate(tokens)}
-    merges = reference.merge_lines
-    layer = GraphCLIPTokenizer(vocabulary=vocabulary, merges=merges)
-    start, end = reference.start_token_id, reference.end_token_id
-
-    def tokenize(texts):
-        # Each digit is its own word in OpenAI's pattern; spaces around digits make
-        # keras-hub's splitter agree (they do not change OpenAI's own split).
-        texts = tf.strings.lower(clean_texts(texts), encoding="utf-8")
-        texts = tf.strings.regex_replace(texts, r"(\pN)", r" \1 ")
-        texts = tf.strings.strip(tf.strings.regex_replace(texts, WHITESPACE, " "))
-        ids = layer(texts)  # ragged (B, None)
-        ids = tf.cast(ids[:, : context_length - 2], tf.int32)
-        batch = tf.shape(texts)[0]
-        starts = tf.fill([batch, 1], start)
-        ends = tf.fill([batch, 1], end)
-        rows = tf.concat([starts, ids, ends], axis=1)
-        return rows.to_tensor(default_value=0, shape=[None, context_length])
-
-    return tokenize, _lookup_tables(layer)
-
-
-# The parts of OpenAI's cleaning (ftfy.fix_text, then html.unescape twice) that
-# are plain substitutions, in order; ftfy's encoding repair and width fixes are not.
-CLEANING = (
-    (r"[\x{2bc}\x{2018}-\x{201b}]", "'"),  # ftfy: uncurl quotes
-    (r"[\x{201c}-\x{201f}]", '"'),
-    (r"[\x00-\x08\x0b\x0e-\x1f\x7f\x{feff}]", ""),  # ftfy: control characters
-)
-ENTITIES = (("&quot;", '"'), ("&#39;", "'"), ("&#x27;", "'"), ("&apos;", "'"), ("&lt;", "<"),
-            ("&gt;", ">"), ("&nbsp;", "\xa0"), ("&amp;", "&"))  # one html.unescape pass
-WHITESPACE = r"[\s\x{85}\pZ]+"  # str.split()'s whitespace
-
-
-def clean_texts(texts):
-    """The in-graph subset of OpenAI's text cleaning (`CLEANING`, `ENTITIES` twice)."""
-    import tensorflow as tf
-
-    for pattern, replacement in CLEANING:
-        texts = tf.strings.regex_replace(texts, pattern, replacement)
-    for _ in range(2):
-        for entity, replacement in ENTITIES:
-            texts = tf.strings.regex_replace(texts, entity, replacement, replace_global=True)
-    return texts
-
-
-def _lookup_tables(obj, depth=0, seen=None):
-    """The tf lookup tables inside a keras-hub tokenizer (so a tf.Module tracks them)."""
-    seen = set() if seen is None else seen
-    if id(obj) in seen or depth > 4:
-        return []
-    seen.add(id(obj))
-    if "HashTable" in type(obj).__name__:
-        return [obj]
-    found = []
-    for value in getattr(obj, "__dict__", {}).values():
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                found += _lookup_tables(item, depth + 1, seen)
-        else:
-            found += _lookup_tables(value, depth + 1, seen)
-    return found
 
 
 def _export_jax(tower, path, input_name, shape, dtype, context_length):
