@@ -66,7 +66,8 @@ def test_corpus_subset_ids_and_embeddings(strings_export):
 
 # Each case is one of OpenAI's cleaning or word-split steps the graph has to reproduce.
 CASES = [
-    "a photo of a cat", "",
+    "a photo of a cat", "", "A Dog,  running on the beach's sand 123!", "Café au lait",
+    "I don't KNOW it's 3.14", "emoji \U0001F600 中文", "C++ & C# -- 50% off!!", "tab\tand\nnewline",
     "&#128512; &#x1F600; &#x1f600 &#65;&#0; &#55296; &#1114112; &#128; &#999999999999;",  # numeric
     "&amp;lt;b&amp;gt; Tom&#39;s &quot;cat&quot; &eacute;t&eacute; &copy2024 &notin; &ampfoo;",  # named
     "e\u0301te\u0301 cafe\u0301 \u1100\u1161",  # NFC (ftfy normalises)

@@ -29,8 +29,7 @@ import html
 import html.entities
 import re
 
-import ftfy  # noqa: F401  (registers the sloppy-windows-1252 codec)
-import ftfy.chardata
+import ftfy.chardata  # importing ftfy registers its sloppy-windows-1252 codec
 import tensorflow as tf
 import tensorflow_text as tf_text
 

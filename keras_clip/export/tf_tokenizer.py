@@ -24,8 +24,8 @@ from keras_clip.tokenizer import END_TOKEN, START_TOKEN, CLIPTokenizer, clean_te
 
 # OpenAI's pattern (keras_clip.tokenizer._WORD_PATTERN) for RE2; \s is ASCII
 # in RE2, which is all the whitespace left after cleaning.
-WORD_PATTERN = ("(?i)" + "|".join([START_TOKEN, END_TOKEN])
-                + r"|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+")
+WORD_PATTERN = (f"(?i){START_TOKEN}|{END_TOKEN}"
+                r"|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+")
 
 # Words whose ids come from `CLIPTokenizer` at export time: the special tokens,
 # words OpenAI's case-insensitive pattern finds through "ſ" -> "s" (keras-hub's
