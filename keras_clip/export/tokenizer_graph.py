@@ -8,18 +8,20 @@ registered (`tokenizer_session`). Steps, in node order:
    ftfy's order as `StringECMARegexReplace` steps — HTML entities, UTF-8 read as
    windows-1252 (`_mojibake_nodes`), deleted control characters, a lookup table
    (curly quotes, C1 controls, full-width forms, ligatures, half-width kana) —
-   then the reference's two HTML unescapes. (`StringRegexReplace`, the RE2 op,
+   then the reference's two HTML unescapes; numeric references are computed
+   (`numeric_entities`). (`StringRegexReplace`, the RE2 op,
    does nothing in the 0.15.2 wheel; std::regex works on bytes, hence the
    byte tries of `_alternation`.)
 3. Whitespace collapse and strip, Unicode lowercase (`StringNormalizer`).
-4. `_word_nodes`: spaces and newlines that make the `CLIPTokenizer` op's word
+4. `_word_nodes`: spaces and tabs that make the `CLIPTokenizer` op's word
    split (GPT-2 style) equal OpenAI's; `_FOLDED_WORDS` through sentinels.
-5. The `CLIPTokenizer` op on the bundled vocabulary, the sentinel ids swapped
+5. The `CLIPTokenizer` op on the bundled vocabulary, the tab tokens dropped
+   (`_drop_tab_nodes`), the sentinel ids swapped
    (`_sentinel_nodes`), then zero padding to `context_length`, truncation that
    keeps the end token last, int32 (`_post_nodes`).
 
-What it cannot do (ftfy's heuristics, NFC, numeric entities outside the table)
-is counted in export/README.md ("The tokenizer graph").
+What it cannot do (ftfy's heuristics, NFC) is counted in export/README.md
+("The tokenizer graph").
 """
 
 import html
