@@ -18,8 +18,14 @@ def test_reduced_demo_writes_its_outputs_and_sane_numbers(tmp_path, capsys):
     code = main(["demo", "--output", str(output), "--samples", "256", "--batch-size", "64",
                  "--epochs", "1", "--eval-samples", "60"])
     assert code == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "zero-shot top-1, seen combinations" in printed
+    from keras_clip.demo import PHASES
+
+    announced = [line for line in printed.splitlines() if line.startswith("[")]
+    assert announced == [f"[{k}/5] {name}…" for k, name in enumerate(PHASES, 1)]
+    assert "will be ignored" not in captured.err  # Keras' fit(shuffle=True) warning
     for name in ("training_curves.png", "similarity_matrix.png", "zero_shot_confusion.png",
                  "summary.json", "model/config.json", "export/manifest.json",
                  "export/image_encoder.onnx", "export/text_encoder.onnx"):

@@ -285,17 +285,3 @@ def test_demo_refuses_to_overwrite_a_previous_summary(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "summary.json" in lines[0] and "--overwrite" in lines[0]
     assert os.listdir(output) == ["summary.json"]
-
-
-def test_demo_announces_its_phases(tmp_path, capsys):
-    from keras_clip.demo import PHASES
-
-    assert main(["demo", "--output", str(tmp_path / "demo"), "--samples", "64", "--batch-size",
-                 "64", "--epochs", "1", "--eval-samples", "20", "--no-export"]) == 0
-    printed = capsys.readouterr()
-    announced = [line for line in printed.out.splitlines() if line.startswith("[")]
-    assert announced == [f"[{k}/4] {name}…" for k, name in
-                         enumerate([p for p in PHASES if not p.startswith("exporting")], 1)]
-    assert "will be ignored" not in printed.err  # Keras' shuffle warning
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert np.isfinite(summary["final_loss"])

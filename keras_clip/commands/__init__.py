@@ -10,7 +10,6 @@ Example:
 """
 
 import argparse
-import os
 import textwrap
 
 
@@ -47,24 +46,7 @@ def load_model(spec, random_weights=False):
         >>> model = load_model("vit_b32", random_weights=True)  # doctest: +SKIP
     """
     from keras_clip.presets import from_preset
+    from keras_clip.presets.catalog import check_preset_or_path
 
-    check_preset(spec, "--model")
+    check_preset_or_path(spec, "--model")
     return from_preset(spec, weights=not random_weights)  # paths always load their weights
-
-
-def check_preset(spec, flag):
-    """Raises a ValueError naming `flag` unless `spec` is a built-in preset or an existing path.
-
-    Checked before any backend is imported; suggests the closest preset names.
-
-    Example:
-        >>> check_preset("vit_b3", "--model")  # doctest: +SKIP
-        ValueError: --model 'vit_b3' is neither a built-in preset nor an existing file
-        or folder. Did you mean 'vit_b32', 'vit_b16', 'vit_l14'?
-    """
-    from keras_clip.presets.catalog import list_presets, suggest
-
-    if spec not in list_presets() and not os.path.exists(spec):
-        raise ValueError(f"{flag} {spec!r} is neither a built-in preset nor an existing file or "
-                         "folder." + (suggest(spec, list_presets()) or
-                                      " See `keras-clip presets` for the names."))

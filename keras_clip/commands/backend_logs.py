@@ -4,8 +4,9 @@ TensorFlow writes its start-up lines (oneDNN, "Could not find cuda drivers",
 a cuInit error on machines without a GPU) straight to file descriptor 2,
 before absl's logging is set up, so `TF_CPP_MIN_LOG_LEVEL` alone does not
 hide them. `silence()` sets the variables that are read, lowers absl's
-verbosity (and that of a few chatty exporter loggers), and routes descriptor 2 through a thread that drops lines in
-absl's log format and passes everything else through unchanged.
+verbosity (and that of a few chatty exporter loggers), and routes
+descriptor 2 through a thread that drops lines in absl's log format and
+passes everything else through unchanged.
 `keras-clip --verbose` skips all of this.
 
 Example:

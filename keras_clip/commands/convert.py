@@ -40,12 +40,12 @@ def target(args):
 
 def run(args):
     """Converts SRC into DST; returns 0."""
-    from keras_clip.commands import check_preset
     from keras_clip.presets import from_preset
+    from keras_clip.presets.catalog import check_preset_or_path
 
-    check_preset(args.src, "SRC")
+    check_preset_or_path(args.src, "SRC")
     if args.config is not None:
-        check_preset(args.config, "--config")
+        check_preset_or_path(args.config, "--config")
     if os.path.lexists(args.dst):
         raise OSError(f"{args.dst} already exists; convert writes a new file or folder.")
     to = target(args)

@@ -54,12 +54,11 @@ def add_arguments(parser):
 
 def run(args):
     """Runs the export that `args` (from `add_arguments`' parser) describes; returns 0 or 1."""
-    from keras_clip.commands import check_preset
     from keras_clip.export.destination import check_destination
     from keras_clip.phases import Phases
-    from keras_clip.presets.catalog import list_presets
+    from keras_clip.presets.catalog import check_preset_or_path, list_presets
 
-    check_preset(args.preset, "preset")  # before any backend is imported
+    check_preset_or_path(args.preset, "preset")  # before any backend is imported
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     if not formats or set(formats) - set(FORMATS):
         raise ValueError(f"--formats must be a comma-separated subset of {','.join(FORMATS)}, "

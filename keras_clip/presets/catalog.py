@@ -9,6 +9,7 @@ Example:
 
 import difflib
 import json
+import os
 from importlib import resources
 
 from keras_clip.config import CLIPConfig
@@ -18,6 +19,22 @@ def suggest(name, names):
     """`" Did you mean 'a', 'b'?"` for the names of `names` closest to `name`, or `""`."""
     close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
     return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
+def check_preset_or_path(spec, flag):
+    """Raises a ValueError naming `flag` unless `spec` is a built-in preset or an existing path.
+
+    The message suggests the closest preset names.
+
+    Example:
+        >>> check_preset_or_path("vit_b3", "--model")  # doctest: +SKIP
+        ValueError: --model 'vit_b3' is neither a built-in preset nor an existing file
+        or folder. Did you mean 'vit_b32', 'vit_b16', 'vit_l14'?
+    """
+    if spec not in list_presets() and not os.path.exists(spec):
+        raise ValueError(f"{flag} {spec!r} is neither a built-in preset nor an existing file or "
+                         "folder." + (suggest(spec, list_presets()) or
+                                      " See `keras-clip presets` for the names."))
 
 
 def list_presets():
