@@ -176,3 +176,11 @@ def test_cli_embed_help_describes_the_command(capsys):
     assert "resumes where it stopped" in text and "keras-clip embed --model vit_b32 --images" in text
     assert "--random-weights" in text and "instead of downloading its pretrained ones" in text
     assert "items per model call (default: 64)" in text
+
+
+def test_a_file_name_with_a_line_break_is_refused(tmp_path):
+    from keras_clip.inference import list_images
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "two\nlines.jpg")
+    with pytest.raises(ValueError, match="holds a line break"):
+        list_images(str(tmp_path))

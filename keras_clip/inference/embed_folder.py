@@ -67,6 +67,10 @@ def list_images(folder):
         if name.lower().endswith(IMAGE_EXTENSIONS))
     if not found:
         raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {str(folder)!r}.")
+    broken = [name for name in found if "\n" in name or "\r" in name]
+    if broken:
+        raise ValueError(f"--images {str(folder)!r}: the file name {broken[0]!r} holds a line "
+                         "break and cannot be listed one per line; rename it.")
     return found
 
 
@@ -163,6 +167,9 @@ def embed_folder(model, folder, output, batch_size=64, normalize=False, workers=
     bar = _progress(len(files), result.resumed, verbose)
     try:
         _run(model, folder, todo, store, int(batch_size), normalize, workers, result, bar)
+    except BaseException:
+        store.close()
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -84,7 +84,10 @@ class ShardStore:
                 f"{self.folder!r} holds an interrupted run made with a different "
                 f"{', '.join(differs) or 'setting'}; delete it or restart (--restart).")
         index = os.path.join(self.folder, "index.jsonl")
-        lines = open(index, encoding="utf-8").read().splitlines() if os.path.exists(index) else []
+        lines = []
+        if os.path.exists(index):
+            with open(index, encoding="utf-8") as file:
+                lines = file.read().splitlines()
         for line in lines:
             try:
                 entry = json.loads(line)
@@ -118,6 +121,10 @@ class ShardStore:
         os.fsync(self._index.fileno())
         self.entries.append(entry)
 
+    def close(self):
+        """Closes the index (the partial folder stays, ready to resume)."""
+        self._index.close()
+
     def finalize(self, names_for):
         """Writes the output file(s) from the shards and removes the partial folder.
 
@@ -127,7 +134,7 @@ class ShardStore:
         Returns:
             the number of rows written.
         """
-        self._index.close()
+        self.close()
         names = [names_for(f) for e in self.entries for f in e["files"]]
         shards = [os.path.join(self.folder, e["shard"]) for e in self.entries]
         if not names:
