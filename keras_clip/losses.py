@@ -33,7 +33,7 @@ def _check_pair(image_embeddings, text_embeddings, what="embeddings", same_batch
             f"Expected 2-D (batch, dim) image and text {what}, received shapes "
             f"{image_shape} and {text_shape}."
         )
-    if image_shape[-1] != text_shape[-1]:
+    if None not in (image_shape[-1], text_shape[-1]) and image_shape[-1] != text_shape[-1]:
         raise ValueError(
             f"Image and text {what} must have the same width, received "
             f"{image_shape[-1]} and {text_shape[-1]}."
