@@ -97,6 +97,11 @@ class LoRAMixin:
     def lora_enabled(self):
         return bool(self.lora_config)
 
+    @property
+    def lora_layers(self):
+        """The `Dense` layers that hold adapters (empty without LoRA)."""
+        return list(self._lora_layers)
+
     def enable_lora(self, rank, towers=TOWERS, targets=TARGETS, alpha=None):
         """Adds rank-`rank` adapters to the towers' dense layers and freezes everything else.
 
