@@ -184,3 +184,14 @@ def test_a_file_name_with_a_line_break_is_refused(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "two\nlines.jpg")
     with pytest.raises(ValueError, match="holds a line break"):
         list_images(str(tmp_path))
+
+
+def test_parquet_output_holds_names_and_embeddings(setup, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = str(tmp_path / "emb.parquet")
+    embed_folder(setup["model"], setup["images"], out, batch_size=BATCH, verbose=False)
+    npy = str(tmp_path / "emb.npy")
+    embed_folder(setup["model"], setup["images"], npy, batch_size=BATCH, verbose=False)
+    table = pq.read_table(out).to_pydict()
+    assert table["name"] == (tmp_path / "emb.txt").read_text().splitlines()
+    np.testing.assert_array_equal(np.asarray(table["embedding"], np.float32), np.load(npy))

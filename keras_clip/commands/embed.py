@@ -93,7 +93,7 @@ def _embed_images(model, args):
 
 def _embed_texts(model, args):
     from keras_clip import evaluation
-    from keras_clip.inference.shards import names_path
+    from keras_clip.inference.shards import names_path, write_parquet
 
     with open(args.texts, encoding="utf-8") as file:
         captions = [line.rstrip("\n") for line in file if line.strip()]
@@ -109,9 +109,6 @@ def _embed_texts(model, args):
         with open(names_path(args.output), "w", encoding="utf-8") as file:
             file.write("\n".join(captions) + "\n")
     else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.table({"name": captions, "embedding": list(embeddings)}), args.output)
+        write_parquet(args.output, captions, embeddings)
     print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {args.output}")
     return 0

@@ -178,10 +178,20 @@ def _write_npy(path, shards, rows):
 
 
 def _write_parquet(path, shards, names):
+    write_parquet(path, names, np.concatenate([b for b in map(np.load, shards) if len(b)]))
+
+
+def write_parquet(path, names, embeddings):
+    """A parquet table: `name` (string) and `embedding` (fixed-size list of float32).
+
+    Example:
+        >>> write_parquet("emb.parquet", ["a.jpg"], np.zeros((1, 4)))  # doctest: +SKIP
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    embeddings = np.concatenate([b for b in map(np.load, shards) if len(b)])
-    table = pa.table({"name": names, "embedding": list(embeddings)})
-    pq.write_table(table, path + ".tmp")
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    column = pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1)),
+                                               embeddings.shape[1])
+    pq.write_table(pa.table({"name": names, "embedding": column}), path + ".tmp")
     os.replace(path + ".tmp", path)
