@@ -110,6 +110,23 @@ def test_every_option_of_demo_is_described_with_its_default():
     assert "Example: keras-clip demo" in text and "demo_output" in text
 
 
+def test_model_commands_hide_tensorflow_start_up_lines_unless_verbose(tiny_preset, tmp_path):
+    from keras_clip.commands.backend_logs import keep
+
+    env = dict(_env(), KERAS_BACKEND="tensorflow")  # the backend that prints them
+    runs = {}
+    for flags in ([], ["--verbose"]):
+        target = str(tmp_path / f"model{len(flags)}.safetensors")
+        runs[bool(flags)] = subprocess.run(
+            [sys.executable, "-m", "keras_clip.cli", *flags, "convert", tiny_preset, target],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert runs[bool(flags)].returncode == 0, runs[bool(flags)].stderr
+    assert runs[False].stderr == ""
+    shown = [line for line in runs[True].stderr.splitlines() if not keep(line.encode())]
+    if not shown:
+        pytest.skip("this TensorFlow build prints no start-up lines to hide")
+
+
 # ------------------------------------------------------------------- one-line errors
 
 
