@@ -32,6 +32,8 @@ import unicodedata
 import numpy as np
 
 from keras_clip.export.numeric_entities import numeric_entity_nodes
+from keras_clip.export.string_lookup import lookup_nodes
+from keras_clip.text_cleaning_tables import nfc_pairs, nfc_singletons
 from keras_clip.tokenizer import CLIPTokenizer, _byte_symbols
 
 _CONTRIB = "ai.onnx.contrib"
@@ -199,8 +201,24 @@ def _ftfy_and_html(builder):
     builder.replace(_DELETED, "")
     for char, fixed in _ftfy_table():
         builder.replace(_literal(char), _rewrite(fixed))
+    _nfc(builder)
     _unescape(builder)
     _unescape(builder)
+
+
+def _nfc(builder):
+    """ftfy's last step, NFC, without canonical reordering: singletons replaced
+    (U+0387 -> U+00B7, U+0344 -> U+0308 U+0301), then starter + mark pairs
+    composed, twice (a composite composes again: e + U+0323 + U+0302)."""
+    singles, pairs = nfc_singletons(), nfc_pairs()
+    steps = [("nfc_singles", _alternation(singles), singles)]
+    pair_pattern = (f"(?:{_alternation({p[0] for p in pairs})})"
+                    f"(?:{_alternation({p[1] for p in pairs})})")
+    steps += [(f"nfc_pairs_{k}", pair_pattern, pairs) for k in range(2)]
+    for tag, pattern, table in steps:
+        builder._n += 1
+        nodes, builder.current = lookup_nodes(builder.current, f"{tag}_{builder._n}", pattern, table)
+        builder.nodes += nodes
 
 
 def _only_where_needed(builder, steps):
