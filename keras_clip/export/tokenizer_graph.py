@@ -7,8 +7,9 @@ registered (`tokenizer_session`). Steps, in node order:
 2. On rows that are not plain ASCII only (`_only_where_needed`): ftfy's fixes in
    ftfy's order as `StringECMARegexReplace` steps — HTML entities, UTF-8 read as
    windows-1252 (`_mojibake_nodes`), deleted control characters, a lookup table
-   (curly quotes, C1 controls, full-width forms, ligatures, half-width kana) —
-   then the reference's two HTML unescapes; numeric references are computed
+   (curly quotes, C1 controls, full-width forms, ligatures, half-width kana),
+   NFC without reordering (`_nfc`) — then the reference's two HTML unescapes;
+   numeric references are computed
    (`numeric_entities`). (`StringRegexReplace`, the RE2 op,
    does nothing in the 0.15.2 wheel; std::regex works on bytes, hence the
    byte tries of `_alternation`.)
@@ -20,7 +21,7 @@ registered (`tokenizer_session`). Steps, in node order:
    (`_sentinel_nodes`), then zero padding to `context_length`, truncation that
    keeps the end token last, int32 (`_post_nodes`).
 
-What it cannot do (ftfy's heuristics, NFC) is counted in export/README.md
+What it cannot do (ftfy's heuristics, NFC's reordering) is counted in export/README.md
 ("The tokenizer graph").
 """
 
