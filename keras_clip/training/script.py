@@ -71,8 +71,14 @@ def add_arguments(p):
     model.add_argument("--pretrained", action="store_true", help="start from preset weights")
     model.add_argument("--remat", action="store_true",
                        help="gradient checkpointing of every residual block")
+    model.add_argument("--loss", default="softmax", choices=["softmax", "sigmoid"],
+                       help="softmax: CLIP's contrastive loss; sigmoid: SigLIP's pairwise "
+                            "loss (learnable bias)")
     train = p.add_argument_group("training")
     train.add_argument("--batch-size", type=int, default=256, help="global batch size")
+    train.add_argument("--micro-batch-size", type=int, default=None, metavar="M",
+                       help="gradient caching: the exact global-batch gradient, computed "
+                            "M pairs per replica at a time (memory of M, not the batch)")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
     train.add_argument("--warmup-steps", type=int, default=0)
@@ -86,7 +92,8 @@ def add_arguments(p):
     train.add_argument("--tpu", default="", help="TPU address for --strategy tpu")
     train.add_argument("--jax-distributed", action="store_true",
                        help="call jax.distributed.initialize() first (multi-process "
-                            "data_parallel; reads the coordinator from the environment)")
+                            "data_parallel; reads JAX_COORDINATOR_ADDRESS, "
+                            "JAX_NUM_PROCESSES, JAX_PROCESS_ID)")
     train.add_argument("--precision", default="float32",
                        choices=["float32", "mixed_bfloat16", "mixed_float16"])
     train.add_argument("--seed", type=int, default=0)
@@ -103,7 +110,7 @@ def check_args(args):
     """Raises a one-line ValueError naming the first flag out of range."""
     from keras_clip.training.optimizers import check_number
 
-    for flag, low in (("batch_size", 1), ("epochs", 1), ("warmup_steps", 0),
+    for flag, low in (("batch_size", 1), ("micro_batch_size", 1), ("epochs", 1), ("warmup_steps", 0),
                       ("max_skipped_steps", 1), ("zero_shot", 0), ("steps_per_epoch", 1)):
         value = getattr(args, flag)
         if value is not None and value < low:
@@ -125,13 +132,36 @@ def check_args(args):
                          f"received {args.synthetic}.")
 
 
+def _check_micro_batch(args, strategy):
+    """--micro-batch-size against the per-replica batch, before anything is built."""
+    if args.micro_batch_size is None:
+        return
+    from keras_clip.models.grad_cache import check_micro_batch_size
+
+    replicas = 1
+    if strategy is not None:
+        replicas = strategy.num_replicas_in_sync
+    elif args.strategy == "data_parallel":
+        import jax
+
+        replicas = jax.device_count()
+    if args.batch_size % replicas:
+        raise ValueError(f"--batch-size {args.batch_size} must divide among {replicas} "
+                         "replicas.")
+    try:
+        check_micro_batch_size(args.micro_batch_size, args.batch_size // replicas)
+    except ValueError as error:
+        raise ValueError(f"--{error}".replace("--micro_batch_size", "--micro-batch-size")) from None
+
+
 def build_model(args):
     import keras_clip
 
     if args.config:
         config = keras_clip.CLIPConfig.from_json(args.config)
-        return keras_clip.CLIP(config, remat=args.remat)
-    return keras_clip.from_preset(args.preset, weights=args.pretrained, remat=args.remat)
+        return keras_clip.CLIP(config, remat=args.remat, loss=args.loss)
+    return keras_clip.from_preset(args.preset, weights=args.pretrained, remat=args.remat,
+                                  loss=args.loss)
 
 
 def build_dataset(args, image_size, context_length, num_workers=1, worker_index=0):
@@ -252,9 +282,15 @@ def train(args):
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy(args.precision)
     if args.jax_distributed:
-        import jax
+        from keras_clip.training.distribution import (
+            check_same_across_processes,
+            init_jax_distributed,
+        )
 
-        jax.distributed.initialize()
+        init_jax_distributed()
+        for flag in ("batch_size", "micro_batch_size", "seed"):
+            check_same_across_processes(f"--{flag.replace('_', '-')}",
+                                        getattr(args, flag) or 0)
     strategy = make_strategy(args.strategy, tpu=args.tpu)
     workers, worker_index = 1, 0
     if args.strategy == "multiworker":
@@ -262,6 +298,7 @@ def train(args):
         worker_index = strategy.cluster_resolver.task_id
     if workers > 1 and args.batch_size % workers:
         raise ValueError(f"--batch-size {args.batch_size} must divide among {workers} workers.")
+    _check_micro_batch(args, strategy)
 
     import contextlib
 
@@ -271,6 +308,10 @@ def train(args):
                                        worker_index)
         if steps is None:
             raise ValueError("Pass --steps-per-epoch for shard/CSV data (one pass is unknown).")
+        if args.jax_distributed:  # Keras splits each batch among the processes: fixed size
+            stats = getattr(dataset, "quality_stats", None)
+            dataset = dataset.rebatch(args.batch_size, drop_remainder=True)
+            dataset.quality_stats = stats
         total_steps = steps * args.epochs
         optimizer = build_optimizer(
             model, args.lr, total_steps=total_steps, warmup_steps=min(args.warmup_steps,
@@ -278,7 +319,7 @@ def train(args):
             weight_decay=args.weight_decay, global_clipnorm=args.clipnorm)
         if args.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer)
+        model.compile(optimizer=optimizer, micro_batch_size=args.micro_batch_size)
     print(f"{model.name}: {model.count_params():,} parameters, {steps} steps x "
           f"{args.epochs} epochs, global batch {args.batch_size}, backend "
           f"{keras.backend.backend()}, {args.precision}, strategy {args.strategy}", flush=True)
