@@ -32,6 +32,8 @@ WORD_PATTERN = (f"(?i){START_TOKEN}|{END_TOKEN}"
 # split would cut them) and "६", which keras-hub uses as a marker and drops.
 FIXED_WORDS = (START_TOKEN, END_TOKEN, "<\u017ftart_of_text>", "'\u017f", "\u096c")
 
+LONG_WORD = 24  # bytes
+
 
 def whole_words(reference):
     """{word: [id]} for the vocabulary's whole-word tokens that encode as themselves.
@@ -105,8 +107,13 @@ class GraphTokenizer(tf.Module):
 
         flat = words.flat_values
         fixed = self._fixed_index.lookup(flat)  # 0: an ordinary word
-        ids = self._encoder(tf.where(fixed > 0, "", flat))  # (N, None); "" gives no ids
-        ids = tf.concat([tf.cast(ids, tf.int32), tf.gather(self._fixed_ids, fixed)], axis=1)
+        long = tf.strings.length(flat) > LONG_WORD
+        # keras-hub's merge loop runs until the longest word is done, over all
+        # words of the call: long words get a call of their own. "" gives no ids.
+        short_ids = self._encoder(tf.where((fixed > 0) | long, "", flat))  # (N, None)
+        long_ids = self._encoder(tf.where((fixed == 0) & long, flat, ""))
+        parts = [short_ids, long_ids, tf.gather(self._fixed_ids, fixed)]
+        ids = tf.concat([tf.cast(part, tf.int32) for part in parts], axis=1)
         rows = tf.RaggedTensor.from_row_splits(ids, words.row_splits).merge_dims(1, 2)  # (B, None)
         rows = rows[:, : self.context_length - 2]
         batch = tf.shape(texts)[0]
