@@ -98,3 +98,26 @@ def test_micro_batch_size_checked_against_the_batch_before_any_step(value, messa
         model.fit(fixed_batch(8), batch_size=8, epochs=1, verbose=0)
     if BACKEND != "jax":  # Keras' JAX fit leaves its variables unreadable after any error
         assert relative_difference(before, _weights(model)) == 0.0
+
+
+def test_train_cli_refuses_a_micro_batch_that_does_not_split_the_batch(tmp_path, capsys):
+    from keras_clip import cli
+
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    code = cli.main(["train", "--synthetic", "8", "--config", str(config), "--batch-size", "8",
+                     "--micro-batch-size", "3", "--output-dir", str(tmp_path / "run")])
+    assert code == 2
+    assert "--micro-batch-size 3 must divide the per-replica batch 8" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before anything ran
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the torch backend's refusal")
+def test_strategies_on_torch_name_the_backends_that_can():
+    from keras_clip.training import make_strategy
+
+    for name in ("data_parallel", "mirrored"):
+        with pytest.raises(ValueError, match=r"cannot run on the torch backend.*tensorflow "
+                                             r"backend \(mirrored, multiworker, tpu\) or the "
+                                             r"jax backend \(data_parallel\)"):
+            make_strategy(name)
