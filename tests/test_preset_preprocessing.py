@@ -19,9 +19,16 @@ import pytest
 import keras_clip
 from keras_clip.config import CLIPConfig, PreprocessingConfig
 from keras_clip.export.manifest import model_values
-from keras_clip.export.preprocessor_graph import preprocessor_model, run_preprocessor_graph
+from keras_clip.export.preprocessor_graph import (
+    preprocessor_model,
+    run_preprocessor_graph,
+)
+from keras_clip.preprocessing import (
+    ImagePreprocessor,
+    pillow_picks_pass_order,
+    preprocess_tf,
+)
 from keras_clip.presets import list_presets, preset_config
-from keras_clip.preprocessing import ImagePreprocessor, pillow_picks_pass_order, preprocess_tf
 from tests.conftest import tiny_config
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -225,6 +232,7 @@ def test_bad_items_are_named_by_index(tmp_path):
 def test_export_folder_carries_the_squash_preprocessing(tmp_path):
     """The export writes the model's preprocessing into its graph (export_towers' writer)."""
     from clip_edge.preprocess import preprocess as edge_preprocess
+
     from keras_clip.export.towers import _write_graphs
 
     values = tiny_config("vit").to_dict()

@@ -29,7 +29,11 @@ Example:
 """
 
 from keras_clip.preprocessing.eager import preprocess_numpy
-from keras_clip.preprocessing.graph import center_crop_tf, preprocess_tf, resized_crop_tf
+from keras_clip.preprocessing.graph import (
+    center_crop_tf,
+    preprocess_tf,
+    resized_crop_tf,
+)
 from keras_clip.preprocessing.layer import ImagePreprocessor
 from keras_clip.preprocessing.random_crop import (
     random_crop_box_tf,

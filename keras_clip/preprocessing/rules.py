@@ -35,6 +35,7 @@ import numpy as np
 from keras_clip.config import OPENAI_MEAN as MEAN
 from keras_clip.config import OPENAI_STD as STD
 from keras_clip.config import RESIZE_MODES
+
 MEAN32 = np.asarray(MEAN, dtype=np.float32)
 STD32 = np.asarray(STD, dtype=np.float32)
 
