@@ -94,13 +94,15 @@ def test_cleaning_and_word_split_cases(strings_export):
         np.testing.assert_array_equal(ids, reference, err_msg=repr(case))
 
 
-def test_empty_batch(strings_export):
+def test_empty_batch_and_text_that_is_not_utf8(strings_export):
     import tensorflow as tf
 
     _, signature = strings_export
     outputs = signature(texts=tf.constant([], tf.string))
     assert outputs["token_ids"].shape == (0, 77)
     assert outputs["embeddings"].shape == (0, 64)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expects UTF-8 text in `texts`"):
+        signature(texts=tf.constant([b"ok", b"caf\xe9"]))
 
 
 @pytest.mark.large

@@ -4,7 +4,8 @@
 that maps a `(batch,)` tf.string tensor to the cleaned text, step by step as the
 reference does it:
 
-1. NUL deleted (the TF string ops would end a text there).
+1. Text that is not UTF-8 refused (`InvalidArgumentError`, as `CLIPTokenizer`
+   raises `ValueError`); NUL deleted (the TF string ops would end a text there).
 2. Rows that are not plain ASCII (printable, tab, newline, no `&`) get ftfy's
    fixes in ftfy's order; the others skip them, as in the reference:
    HTML entities (rows without `<`), UTF-8 read as windows-1252 repaired
@@ -154,6 +155,10 @@ class TextCleaner(tf.Module):
         self._lost_byte = f"{_byte_class(0xC2, 0xF4)}{_byte_class(0x80, 0xBF)}?\\x{{fffd}}"
 
     def __call__(self, texts):
+        transcoded = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace")
+        tf.debugging.Assert(  # the message only: the data would hold the invalid bytes
+            tf.reduce_all(tf.equal(transcoded, texts)),
+            ["text_encoder_strings expects UTF-8 text in `texts`; a row has an invalid byte."])
         texts = tf.strings.regex_replace(texts, "\x00", "")
         plain = tf.strings.regex_full_match(texts, PLAIN_ASCII)
         texts = _rows_where(tf.logical_not(plain), self._ftfy_and_html, texts)
