@@ -7,7 +7,7 @@ from PIL import Image
 
 pytest.importorskip("matplotlib")
 
-from keras_clip import plots  # noqa: E402
+from keras_clip import plots
 
 
 def _png_size(path):

@@ -43,28 +43,28 @@ GLOBAL_OPTIONS = (  # flag, default, argparse keywords, help
     ("--runtime", "onnx", {"choices": ("onnx", "litert")}, "ONNX Runtime or LiteRT (.tflite) towers"),
     ("--precision", "fp32", {"choices": ("fp32", "fp16", "int8")}, "tower variant (fp16/int8 must be exported)"),
     ("--preprocess", "auto", {"choices": ("auto", "graph", "python")},
-     "graph: the folder's ONNX pre-processing graphs; python: PIL and the Python tokenizer; "
-     "auto: graph when the folder has them"),
+     ("graph: the folder's ONNX pre-processing graphs; python: PIL and the Python tokenizer; "
+      "auto: graph when the folder has them")),
     ("--batch-size", 16, {"type": _batch_size}, "images or captions per tower call"),
     ("--verbose", False, {"action": "store_true"}, "show ONNX Runtime's warnings and LiteRT's log"),
 )
 
 DESCRIPTIONS = {  # command: (what it does, example)
-    None: ("CLIP towers exported by `keras-clip export`, run with ONNX Runtime or LiteRT (no Keras, "
-           "TensorFlow, JAX or PyTorch). The options below go before or after the sub-command.",
+    None: (("CLIP towers exported by `keras-clip export`, run with ONNX Runtime or LiteRT (no Keras, "
+            "TensorFlow, JAX or PyTorch). The options below go before or after the sub-command."),
            __doc__.split("Examples:\n")[1].replace("    $ ", "  ").rstrip()),
-    "embed": ("Embed images (files or folders) or captions (a text file, one per line) into a .npy of "
-              "unit-norm rows. Next to it, <out>.files.txt (images) or <out>.texts.txt (captions) holds "
-              "one line per row: the file or caption that row embeds. Unreadable images in a folder are "
-              "skipped and named at the end.",
+    "embed": (("Embed images (files or folders) or captions (a text file, one per line) into a .npy of "
+               "unit-norm rows. Next to it, <out>.files.txt (images) or <out>.texts.txt (captions) holds "
+               "one line per row: the file or caption that row embeds. Unreadable images in a folder are "
+               "skipped and named at the end."),
               "  clip-edge embed vit_b32_export --images photos/ --out photos.npy"),
-    "classify": ("Zero-shot classification: every label's probability for each image, most probable "
-                 "first (--json: one JSON object per image). Labels are 'cat dog bird', 'cat,dog,bird' "
-                 "or a file with one label per line; give the images before --labels (or end the "
-                 "labels with --). Unreadable images in a folder are skipped and named at the end.",
+    "classify": (("Zero-shot classification: every label's probability for each image, most probable "
+                  "first (--json: one JSON object per image). Labels are 'cat dog bird', 'cat,dog,bird' "
+                  "or a file with one label per line; give the images before --labels (or end the "
+                  "labels with --). Unreadable images in a folder are skipped and named at the end."),
                  "  clip-edge classify vit_b32_export photo.jpg photos/ --labels cat dog bird"),
-    "verify": ("Run the folder's conformance.npz through this runtime, precision and pre-processing "
-               "path; exit 0 on PASS, 1 below the manifest's thresholds.",
+    "verify": (("Run the folder's conformance.npz through this runtime, precision and pre-processing "
+                "path; exit 0 on PASS, 1 below the manifest's thresholds."),
                "  clip-edge verify vit_b32_export --runtime litert --precision int8"),
 }
 
