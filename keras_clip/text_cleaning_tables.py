@@ -20,13 +20,13 @@ def _characters():
     return (chr(c) for c in range(0x80, _LAST_CODE_POINT + 1) if not 0xD800 <= c <= 0xDFFF)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def nfc_singletons():
     """`{character: NFC(character)}` for every character NFC changes on its own."""
     return {c: n for c in _characters() if (n := unicodedata.normalize("NFC", c)) != c}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def nfc_pairs():
     """`{starter + mark: composite}`: NFC's primary compositions of two characters."""
     pairs = {}

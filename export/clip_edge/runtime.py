@@ -5,7 +5,12 @@ import string
 
 import numpy as np
 
-from clip_edge.graphs import GraphPreprocessor, GraphTokenizer, has_extensions, session_for
+from clip_edge.graphs import (
+    GraphPreprocessor,
+    GraphTokenizer,
+    has_extensions,
+    session_for,
+)
 from clip_edge.manifest import read_manifest, resolve
 from clip_edge.manifest import verify as verify_sha256
 from clip_edge.preprocess import preprocess
