@@ -152,7 +152,7 @@ def run_experiment(base_folder, methods=METHODS, wise_ft=True, train_samples=204
     if wise_ft and "full" not in methods:
         raise ValueError("The WiSE-FT sweep interpolates full fine-tuning; add 'full' to the "
                          "methods or turn the sweep off.")
-    rates = {"full": 1e-4, "lit": 3e-4, "lora": 1e-3, "flyp": 1e-4, **(learning_rates or {})}
+    rates = {"full": 5e-4, "lit": 1e-3, "lora": 3e-3, "flyp": 5e-4, **(learning_rates or {})}
     base = CLIP.from_preset_folder(base_folder)
     evaluator = Evaluator(base.image_size, eval_samples, seed + 1000)
     train = _domain_data(train_samples, base.image_size, seed + 2000, "train", "textured")
