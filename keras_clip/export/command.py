@@ -40,8 +40,15 @@ def add_arguments(parser):
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
     parser.add_argument("--fp16", action="store_true",
                         help="also write the fp16 variants (<tower>.fp16.onnx / .fp16.tflite)")
-    parser.add_argument("--int8", action="store_true",
-                        help="also write the int8 variants (<tower>.int8.onnx / .int8.tflite)")
+    parser.add_argument("--int8", nargs="?", const="dynamic", default=None,
+                        choices=("dynamic", "static"),
+                        help="also write the int8 variants (<tower>.int8.onnx / .int8.tflite): "
+                             "`--int8` or `--int8 dynamic` quantizes activations at run time; "
+                             "`--int8 static` calibrates them (QDQ ONNX, integer kernels; "
+                             "LiteRT stays dynamic)")
+    parser.add_argument("--calibration-images", metavar="DIR", default=None,
+                        help="with --int8 static: a folder of images to calibrate the image "
+                             "tower on (default: generated images)")
     parser.add_argument("--random-weights", action="store_true",
                         help="for a built-in name: random weights instead of downloading "
                              "(recorded in manifest.json)")
@@ -67,6 +74,12 @@ def run(args):
     if name not in list_presets():
         name = os.path.splitext(os.path.basename(os.path.normpath(name)))[0]
     output = args.output or f"{name}_export"
+    if args.calibration_images and args.int8 != "static":
+        raise ValueError("--calibration-images needs --int8 static.")
+    if args.calibration_images:
+        from keras_clip.export.calibration import folder_images
+
+        folder_images(args.calibration_images)  # before the model loads
     check_destination(output, args.overwrite)
     from keras_clip.export.manifest import source_record
     from keras_clip.export.towers import export_phases, export_towers
@@ -80,7 +93,8 @@ def run(args):
     source = source_record(args.preset, random_weights)
     manifest = export_towers(model, output, formats=formats, opset=args.opset, fp16=args.fp16,
                              int8=args.int8, architecture=name, overwrite=args.overwrite,
-                             source=source, phases=phases)
+                             source=source, phases=phases,
+                             calibration_images=args.calibration_images)
     summary = {"output": output, "routes": manifest["exporter"]["routes"],
                "seconds": manifest["exporter"]["seconds"], "megabytes": _sizes(manifest)}
     verdicts = []

@@ -14,11 +14,21 @@
   tiny test tower, so uint8 is used. onnxruntime's advice to run its
   pre-processing first (symbolic shape inference and graph optimisation,
   meant for static quantization) is not applied and its log line is filtered.
+- int8 static (`method="static"`): `quantize_static` in QDQ format after
+  onnxruntime's `quant_pre_process` (graph optimisation; its symbolic shape
+  inference does not finish on these graphs and is skipped): int8 weights per
+  output channel, uint8 activations whose ranges come from calibration inputs
+  (min/max, `export.calibration`), for every MatMul / Gemm / Conv that has a
+  constant weight (attention's activation x activation MatMuls, LayerNorm,
+  softmax and the final L2 norm stay float32). ONNX Runtime fuses the QDQ pairs
+  into integer kernels (VNNI / AMX on x86). Cosine to fp32 >= 0.998 on the
+  random-weight test towers.
 
 Example:
     >>> from keras_clip.export.quantize import to_fp16, to_int8
     >>> to_fp16("image_encoder.onnx", "image_encoder.fp16.onnx")  # doctest: +SKIP
     >>> to_int8("image_encoder.onnx", "image_encoder.int8.onnx")  # doctest: +SKIP
+    >>> to_int8("image_encoder.onnx", "image_encoder.int8.onnx", method="static")  # doctest: +SKIP
 """
 
 import contextlib
@@ -26,6 +36,7 @@ import logging
 import os
 
 FP16_OPS = ("MatMul", "Gemm", "Conv")
+INT8_METHODS = ("dynamic", "static")
 _MIN_FP16_WEIGHT = 1024  # elements; smaller weights are not worth the casts
 
 
@@ -102,19 +113,32 @@ def to_fp16(source, target):
     return target
 
 
-def to_int8(source, target):
-    """Writes a dynamically quantized (int8 weights) copy of `source` to `target`."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def to_int8(source, target, method="dynamic", calibration_images=None):
+    """Writes an int8 copy of the ONNX tower `source` to `target`.
 
-    with _without_preprocessing_advice():
-        quantize_dynamic(
-            source,
-            target,
-            weight_type=QuantType.QUInt8,
-            op_types_to_quantize=["MatMul", "Gemm"],
-            per_channel=True,
-        )
+    Args:
+        method: "dynamic" (int8 weights, activations quantized at run time) or
+            "static" (QDQ, activation ranges calibrated ahead of time).
+        calibration_images: for "static" image towers, a folder of images to
+            calibrate on; None: generated ones (see `export.calibration`).
+    """
+    import onnx
+
+    if method not in INT8_METHODS:
+        raise ValueError(f"int8 method must be one of {INT8_METHODS}, received {method!r}.")
+    if method == "static":
+        _quantize_static(source, target, calibration_images)
+    else:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with _without_preprocessing_advice():
+            quantize_dynamic(
+                source,
+                target,
+                weight_type=QuantType.QUInt8,
+                op_types_to_quantize=["MatMul", "Gemm"],
+                per_channel=True,
+            )
     model = onnx.load(target)
     # quantize_dynamic drops nothing we set, but make sure the metadata survived.
     source_meta = {p.key: p.value for p in onnx.load(source, load_external_data=False).metadata_props}
@@ -126,6 +150,44 @@ def to_int8(source, target):
         onnx.save_model(model, target)
     onnx.checker.check_model(target)
     return target
+
+
+def _quantize_static(source, target, calibration_images):
+    import tempfile
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from keras_clip.export.calibration import calibration_batches
+
+    batches = calibration_batches(source, calibration_images)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(batches)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        prepared = os.path.join(scratch, "prepared.onnx")
+        quant_pre_process(source, prepared, skip_symbolic_shape=True)
+        quantize_static(
+            prepared,
+            target,
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(FP16_OPS),
+            extra_options={"MatMulConstBOnly": True},
+        )
 
 
 class _PreprocessingAdvice(logging.Filter):

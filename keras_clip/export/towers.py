@@ -21,6 +21,7 @@ import importlib.metadata
 import os
 import shutil
 import time
+from functools import partial
 
 import keras
 
@@ -39,7 +40,7 @@ from keras_clip.export.preprocessor_graph import (
     export_bytes_preprocessor_graph,
     export_preprocessor_graph,
 )
-from keras_clip.export.quantize import to_fp16, to_int8, variant_path
+from keras_clip.export.quantize import INT8_METHODS, to_fp16, to_int8, variant_path
 from keras_clip.export.saved_model import STRINGS, export_saved_models
 from keras_clip.export.tokenizer_graph import export_tokenizer_graph
 
@@ -60,6 +61,7 @@ def export_towers(
     overwrite=False,
     source=None,
     phases=None,
+    calibration_images=None,
 ):
     """Exports `model`'s towers into `directory`; returns the manifest (a dict).
 
@@ -70,7 +72,8 @@ def export_towers(
         formats: any of `"saved_model"`, `"onnx"`, `"litert"` (default: all).
         opset: ONNX opset of the towers, >= 17 (the pre-processing graphs use their own).
         fp16: also write the fp16 variants (`<tower>.fp16.onnx` / `.fp16.tflite`).
-        int8: also write the int8 variants (dynamic quantization).
+        int8: also write the int8 variants: True or "dynamic" (dynamic
+            quantization), "static" (calibrated QDQ ONNX; LiteRT stays dynamic).
         architecture: name recorded in the manifest (defaults to the config's).
         towers: which towers, `("image_encoder", "text_encoder")` by default.
         overwrite: replace a non-empty `directory` that is not a previous export.
@@ -78,6 +81,7 @@ def export_towers(
             `source` (see `manifest.source_record`); default: unknown.
         phases: a `keras_clip.phases.Phases` announcing each step (its names
             include `export_phases(...)`); None: silent.
+        calibration_images: folder of images for static int8 (None: generated).
 
     Raises:
         OSError: `directory` is a file, or a non-empty folder that is not a
@@ -100,12 +104,15 @@ def export_towers(
     if (fp16 or int8) and not {"onnx", "litert"} & set(formats):
         raise ValueError("fp16/int8 variants are ONNX or LiteRT files: include 'onnx' or 'litert' "
                          "in `formats`.")
+    int8 = "dynamic" if int8 is True else int8
+    if int8 and int8 not in INT8_METHODS:
+        raise ValueError(f"`int8` must be False, True or one of {INT8_METHODS}, received {int8!r}.")
     check_destination(directory, overwrite)
     announce = phases or (lambda name: None)
     staging = staging_folder(directory)
     try:
         values = _write_folder(model, staging, formats, opset, fp16, int8, architecture, towers,
-                               source, announce)
+                               source, announce, calibration_images)
         publish(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -133,7 +140,7 @@ def export_phases(formats=FORMATS, towers=TOWERS, fp16=False, int8=False):
 
 
 def _write_folder(model, directory, formats, opset, fp16, int8, architecture, towers, source,
-                  announce):
+                  announce, calibration_images=None):
     """Writes every file of the export into the (new, empty) `directory`; returns the manifest."""
     values = model_values(model, architecture)
     metadata = _onnx_metadata(values)
@@ -146,7 +153,8 @@ def _write_folder(model, directory, formats, opset, fp16, int8, architecture, to
             routes["onnx"] = export_onnx(model, name, path, opset=opset, metadata=dict(metadata, tower=name))
             seconds[f"{name}.onnx"] = time.perf_counter() - start
             onnx_files[name] = {"fp32": os.path.basename(path)}
-            for variant, wanted, convert in (("fp16", fp16, to_fp16), ("int8", int8, to_int8)):
+            quantize = partial(to_int8, method=int8, calibration_images=calibration_images)
+            for variant, wanted, convert in (("fp16", fp16, to_fp16), ("int8", int8, quantize)):
                 if wanted:
                     announce(f"{'quantizing' if variant == 'int8' else 'converting'} "
                              f"{name}.onnx to {variant}")
@@ -204,6 +212,7 @@ def _write_folder(model, directory, formats, opset, fp16, int8, architecture, to
             },
             "files": file_entries(directory, listed),
             "source": source or {"random_weights": None},  # None: not told
+            **({"int8_method": {"onnx": int8, "litert": "dynamic"}} if int8 else {}),
             "exporter": {
                 "backend": keras.backend.backend(),
                 "routes": routes,
