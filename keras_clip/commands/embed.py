@@ -29,7 +29,12 @@ example:
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each option's default and keeps the description's lines as written."""
+    """Shows the defaults that say something (not None/False); keeps the description's lines."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
 
 
 PARSER = {"help": "Embed a folder of images or a text file of captions to .npy/.parquet.",
