@@ -80,6 +80,7 @@ CASES = [
     ">>> 'this is' don't I'M 'S 'ſ k'ſ",  # contractions, case-insensitive
     "<start_of_text> x<end_of_text>y <ſtart_of_text> <|startoftext|>",  # special-token text
     "\u0966\u0967\u0968\u0969\u096a\u096b\u096c\u096d 123 \u2460\u00bd",  # one word per number
+    "\ub778\u0345\ud1d1 \u2160\u2170 \u24b6\u24d0",  # U+0345 folds to a letter, but is not one
     "x < &amp;lt; y",  # ftfy skips HTML when '<' is present; html.unescape does not
     "supercalifragilisticexpialidocious pneumonoultramicroscopic " * 3,  # multi-token words
     "word " * 120,  # truncated, end token last

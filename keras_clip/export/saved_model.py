@@ -109,7 +109,10 @@ def _save_module(path, call, trackables, input_name, shape, dtype, context_lengt
         @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name="texts")])
         def serve_texts(texts):
             token_ids = module.tokenizer(texts)
-            outputs = dict(serve(token_ids))
+            # jax2tf towers refuse an empty batch: a dummy row, sliced away.
+            outputs = tf.cond(
+                tf.shape(token_ids)[0] > 0, lambda: dict(serve(token_ids)),
+                lambda: {k: v[:0] for k, v in serve(tf.zeros([1, context_length], tf.int32)).items()})
             outputs["token_ids"] = token_ids
             return outputs
 

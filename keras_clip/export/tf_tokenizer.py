@@ -1,8 +1,8 @@
 """CLIP's tokenizer in TensorFlow ops (strings -> ids), for the strings SavedModel.
 
 `GraphTokenizer` is a `tf.Module`: `TextCleaner` (OpenAI's cleaning), OpenAI's
-own word pattern (`tensorflow_text.regex_split`, RE2; case-insensitive, so
-"'ſ" is a contraction as in the reference), the literal `<start_of_text>` /
+own word pattern (`tensorflow_text.regex_split`, RE2; its literal words
+case-insensitive, so "'ſ" is a contraction as in the reference), the literal `<start_of_text>` /
 `<end_of_text>` words as the special ids, and each other word through
 keras-hub's in-graph byte-pair encoder on the bundled vocabulary (one word
 per input, so its own GPT-2 word split never applies). Rows are packed as
@@ -23,9 +23,10 @@ from keras_clip.export.tf_text_cleaning import TextCleaner
 from keras_clip.tokenizer import END_TOKEN, START_TOKEN, CLIPTokenizer, clean_text
 
 # OpenAI's pattern (keras_clip.tokenizer._WORD_PATTERN) for RE2; \s is ASCII
-# in RE2, which is all the whitespace left after cleaning.
-WORD_PATTERN = (f"(?i){START_TOKEN}|{END_TOKEN}"
-                r"|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+")
+# in RE2, which is all the whitespace left after cleaning. Case-insensitive
+# only for the literal words: RE2's case-insensitive \p{L} also takes U+0345.
+WORD_PATTERN = (f"(?i:{START_TOKEN}|{END_TOKEN}|'s|'t|'re|'ve|'m|'ll|'d)"
+                r"|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+")
 
 # Words whose ids come from `CLIPTokenizer` at export time: the special tokens,
 # words OpenAI's case-insensitive pattern finds through "ſ" -> "s" (keras-hub's
@@ -98,7 +99,10 @@ class GraphTokenizer(tf.Module):
 
     def words(self, texts):
         """Cleaned text split into OpenAI's words: ragged `(B, None)` tf.string."""
-        pieces = tf_text.regex_split(self.cleaner(texts), WORD_PATTERN, WORD_PATTERN)
+        # U+0345 is the one character OpenAI's case-insensitive pattern matches
+        # nowhere (it folds to a letter but is none): it only separates words.
+        texts = tf.strings.regex_replace(self.cleaner(texts), "\u0345", " ")
+        pieces = tf_text.regex_split(texts, WORD_PATTERN, WORD_PATTERN)
         return tf.ragged.boolean_mask(pieces, tf.not_equal(pieces, " "))
 
     def __call__(self, texts):
