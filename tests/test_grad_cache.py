@@ -68,7 +68,7 @@ def test_cached_step_under_two_replicas_equals_single_device(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run([sys.executable, "-m", "tests.scripts.grad_cache_step", BACKEND,
                            str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=400)
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["replicas"] == 2

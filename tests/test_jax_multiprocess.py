@@ -59,7 +59,7 @@ def _two_processes(tmp_path, batch_sizes=("8", "8"), extra=()):
         procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     try:
-        outputs = [proc.communicate(timeout=300) for proc in procs]
+        outputs = [proc.communicate(timeout=900) for proc in procs]
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -78,7 +78,7 @@ def _checkpoint(folder):
 @pytest.mark.parametrize("extra", [(), ("--micro-batch-size", "2")], ids=["plain", "cached"])
 def test_two_processes_end_identical_and_equal_one_process(tmp_path, extra):
     single = subprocess.run(_command(tmp_path, "single"), cwd=ROOT, env=_env(),
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=900)
     assert single.returncode == 0, single.stderr[-3000:]
     for code, err in _two_processes(tmp_path, extra=extra):
         assert code == 0, err[-3000:]
