@@ -202,14 +202,23 @@ def edge_runtime_rows(figures, cls):
             if r["tower"] == "image_encoder" and r["batch"] == 32}
     lines = []
     for (runtime, precision), goal, needs in ((("onnx", "fp32"), 1.2, None),
-                                              (("onnx", "int8"), 2.0, VNNI_CLASSES)):
+                                              (("onnx", "int8"), 2.0, VNNI_CLASSES),
+                                              (("onnx", "int8-dynamic"), 2.0, VNNI_CLASSES),
+                                              (("onnx", "int8-static"), 2.0, VNNI_CLASSES)):
         row = rows.get((runtime, precision))
         if row and row.get("ratio_to_open_clip"):
             value = row["ratio_to_open_clip"]
             lines.append(f"| export folder, ONNX Runtime {precision} image b32 >= {goal}x | "
-                         f"{runtime}/{precision}: **{value:.2f}x** (single figure) | "
+                         f"{runtime}/{precision}: **{value:.2f}x** "
+                         f"{_edge_spread(row)} | "
                          f"{verdict(value, goal, needs, cls)} |")
     return lines
+
+
+def _edge_spread(row):
+    """`[low–high] over N rounds` for interleaved figures; older single figures say so."""
+    low_high = row.get("ratio_range")
+    return f"[{low_high[0]:.2f}–{low_high[1]:.2f}]" if low_high else "(single figure)"
 
 
 def class_section(root, cls):
@@ -230,7 +239,10 @@ def class_section(root, cls):
         measured.append(f"`bench_embed_folder.py` {embed['date']}, load average "
                         f"{m['load_start'][0]:.2f} at start, {m['load_end'][0]:.2f} at end")
     if edge:
-        measured.append(f"`bench_edge_runtimes.py` {edge['date']} (load not recorded)")
+        load_note = (f"load average {edge['load_start'][0]:.2f} at start, "
+                     f"{edge['load_end'][0]:.2f} at end" if "load_start" in edge
+                     else "load not recorded")
+        measured.append(f"`bench_edge_runtimes.py` {edge['date']} ({load_note})")
     flags = (machine or {}).get("simd") or (embed or {}).get("machine", {}).get("flags") or (
         edge or {}).get("simd", [])
     lines = [f"## {cls}", "", f"- CPU flags: {', '.join(f for f in RECORDED_FLAGS if f in flags)}"]
