@@ -78,7 +78,7 @@ def plot_wise_ft(sweep, path):
     axis.axvline(sweep["best_alpha"], color="grey", linestyle=":", label="best alpha")
     axis.set(xlabel="alpha (0: zero-shot weights, 1: fine-tuned)", ylabel="top-1 accuracy",
              title="WiSE-FT of full fine-tuning", ylim=(0, 1.02))
-    axis.legend(loc="center left", fontsize=8)
+    axis.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
