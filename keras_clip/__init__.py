@@ -1,7 +1,10 @@
 """keras_clip: CLIP for Keras 3 (TensorFlow, JAX and PyTorch backends).
 
-The public names load on first use (PEP 562), so `import keras_clip` and the
-`keras-clip --help` / `presets` commands import no Keras backend.
+`import keras_clip` registers the package's Keras classes, so that
+`keras.saving.load_model("model.keras")` works after it. Only inside the
+`keras-clip` command (console script or `python -m keras_clip.cli`) do the
+public names load on first use (PEP 562): `--help`, `presets` and argument
+errors import no Keras backend there.
 
 Example:
     >>> import keras_clip
@@ -10,6 +13,8 @@ Example:
 
 import importlib
 import importlib.util
+import os
+import sys
 
 __version__ = "0.1.0"
 
@@ -40,3 +45,21 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_PUBLIC))
+
+
+def _imported_by_command():
+    """True while the `keras-clip` command starts: its console script, or `python -m keras_clip...`.
+
+    `python -m` sets `sys.argv[0]` to "-m" while it imports the module's
+    package, so "-m" here means a `keras_clip` module is about to run as main.
+    """
+    started = sys.argv[0] if sys.argv else ""
+    return started == "-m" or os.path.basename(started).startswith("keras-clip")
+
+
+_KERAS_OBJECT_MODULES = ("keras_clip.models", "keras_clip.preprocessing.layer", "keras_clip.finetune.head")
+
+if not _imported_by_command():
+    for _module in _KERAS_OBJECT_MODULES:  # registers every serializable class with Keras
+        importlib.import_module(_module)
+

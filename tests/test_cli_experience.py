@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -43,9 +44,16 @@ def run_cli(argv, **kwargs):
 
 
 def backend_modules(argv):
-    """`(backend modules imported, stdout, stderr)` of `keras-clip argv` in a fresh process."""
-    result = subprocess.run([sys.executable, "-c", REPORT_MODULES, *argv], env=_env(), cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    """`(backend modules imported, stdout, stderr)` of `keras-clip argv` in a fresh process.
+
+    The script is named `keras-clip`, as the installed console script is.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        script = os.path.join(folder, "keras-clip")
+        with open(script, "w") as handle:
+            handle.write(REPORT_MODULES)
+        result = subprocess.run([sys.executable, script, *argv], env=_env(), cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
     out, _, modules = result.stdout.rpartition("BACKEND_MODULES ")
     return modules.strip(), out, result.stderr
 
