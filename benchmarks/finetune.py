@@ -21,7 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import cpu_flags  # noqa: E402
+from benchmarks.common import cpu_flags
 
 
 def main(argv=None):

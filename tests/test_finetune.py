@@ -1,8 +1,6 @@
 """keras_clip.finetune: locked towers, LoRA, the zero-shot head, FLYP batches, WiSE-FT,
 the shifted synthetic domain, `keras-clip finetune` and their clear errors."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
@@ -176,7 +174,8 @@ def test_flyp_fine_tuning_runs_with_the_clip_loss():
     model.compile(optimizer=keras.optimizers.SGD(1e-2))
     history = model.fit(batches, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    assert any(not np.array_equal(b, a) for b, a in zip(before, _values(model.text_encoder.weights)))
+    after = _values(model.text_encoder.weights)
+    assert any(not np.array_equal(b, a) for b, a in zip(before, after))
 
 
 # ------------------------------------------------------------------ WiSE-FT

@@ -1,4 +1,4 @@
-"""`keras-clip finetune`: the fine-tuning benchmark (full, LiT, LoRA, FLYP, WiSE-FT) on synthetic data.
+"""`keras-clip finetune`: the fine-tuning benchmark (full, LiT, LoRA, FLYP, WiSE-FT).
 
 Example:
     $ keras-clip finetune --method full --method lora --wise-ft --output finetune_output
@@ -44,8 +44,8 @@ def add_arguments(parser):
 
 def format_table(results):
     """The results as a Markdown table (accuracies in %)."""
-    lines = ["| method | task (shifted) | zero-shot original | zero-shot held-out | "
-             "trained parameters | wall time |", "|---|---|---|---|---|---|"]
+    lines = [("| method | task (shifted) | zero-shot original | zero-shot held-out | "
+              "trained parameters | wall time |"), "|---|---|---|---|---|---|"]
     total = results["parameters"]
     for row in results["rows"]:
         lines.append(f"| {row['method']} | {row['task']:.1%} | {row['zero_shot_original']:.1%} "
@@ -57,8 +57,8 @@ def format_table(results):
                   "| alpha | task (shifted) | zero-shot original |", "|---|---|---|"]
         lines += [f"| {row['alpha']:.1f} | {row['in_distribution']:.1%} | {row['shifted']:.1%} |"
                   for row in sweep["table"]]
-        lines += ["", f"best alpha {sweep['best_alpha']:.1f} (held-out zero-shot there: "
-                      f"{sweep['best_heldout']:.1%})"]
+        lines += ["", (f"best alpha {sweep['best_alpha']:.1f} (held-out zero-shot there: "
+                       f"{sweep['best_heldout']:.1%})")]
     return "\n".join(lines)
 
 
@@ -86,7 +86,12 @@ def plot_wise_ft(sweep, path):
 
 def run(args):
     """Runs the benchmark, writes its files and prints the table; returns 0."""
-    from keras_clip.finetune.experiment import METHODS, check_positive, pretrain, run_experiment
+    from keras_clip.finetune.experiment import (
+        METHODS,
+        check_positive,
+        pretrain,
+        run_experiment,
+    )
     from keras_clip.models.preset_folder import is_preset_folder
 
     check_positive(pretrain_samples=args.pretrain_samples, epochs=args.epochs,

@@ -157,7 +157,8 @@ def run_experiment(base_folder, methods=METHODS, wise_ft=True, train_samples=204
     evaluator = Evaluator(base.image_size, eval_samples, seed + 1000)
     train = _domain_data(train_samples, base.image_size, seed + 2000, "train", "textured")
     rows = [{"method": "zero-shot (no fine-tuning)", "trained_parameters": 0, "seconds": 0.0,
-             "task": evaluator.zero_shot(base, evaluator.task), **evaluator.zero_shot_figures(base)}]
+             "task": evaluator.zero_shot(base, evaluator.task),
+             **evaluator.zero_shot_figures(base)}]
     sweep = None
     for method in methods:
         started = time.time()

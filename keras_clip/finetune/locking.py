@@ -73,8 +73,8 @@ def lock(model, image=True, text=False, unlocked_groups=0, freeze_batch_norm=Tru
     """
     for name, value in (("image", image), ("text", text)):
         if not isinstance(value, bool):
-            raise ValueError(f"`{name}` must be True or False (lock that tower or not); "
-                             f"received {value!r}.")
+            raise ValueError(  # noqa: TRY004 (bad input is a ValueError here)
+                f"`{name}` must be True or False (lock that tower or not); received {value!r}.")
     if not (image or text):
         raise ValueError("lock() with image=False and text=False locks nothing; "
                          "pass image=True and/or text=True.")

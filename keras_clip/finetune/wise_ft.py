@@ -37,7 +37,7 @@ def _check_alpha(alpha):
 
 
 def matched_weights(zero_shot_model, fine_tuned_model):
-    """`[(name, zero_shot_variable, fine_tuned_variable)]`; a `ValueError` naming the first mismatch.
+    """`[(name, zero_shot_variable, fine_tuned_variable)]`; a `ValueError` names a mismatch.
 
     Example:
         >>> pairs = matched_weights(model_a, model_b)  # doctest: +SKIP
