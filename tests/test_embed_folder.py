@@ -1,5 +1,6 @@
 """`keras_clip.inference.embed_folder` and `keras-clip embed --images`: numbers, resume, skips, CLI."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -11,7 +12,9 @@ from PIL import Image
 
 from keras_clip import ImagePreprocessor, from_preset
 from keras_clip.cli import main
+from keras_clip.config import PreprocessingConfig
 from keras_clip.inference import embed_folder, load_image
+from keras_clip.inference.embed_folder import preprocessing_of
 from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +30,9 @@ def setup(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("embed")
     model_dir = str(root / "model")
-    CLIP(tiny_config("vit")).save_to_preset(model_dir)
+    # Weights that expect other preprocessing than OpenAI's, as vit_h14_dfn5b's do.
+    squash = PreprocessingConfig(mean=(0.5,) * 3, std=(0.5,) * 3, resize_mode="squash")
+    CLIP(dataclasses.replace(tiny_config("vit"), preprocessing=squash)).save_to_preset(model_dir)
     images = root / "images"
     (images / "sub").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -42,8 +47,8 @@ def setup(tmp_path_factory):
 
 
 def _reference(model, names):
-    """Each file alone through ImagePreprocessor and model.encode_image."""
-    pre = ImagePreprocessor(model.image_size)
+    """Each file alone through the model's ImagePreprocessor and model.encode_image."""
+    pre = ImagePreprocessor.for_model(model)
     return np.concatenate([np.asarray(model.encode_image(pre(Image.open(n)))) for n in names])
 
 
@@ -65,8 +70,9 @@ def test_output_equals_encode_image_of_image_preprocessor(setup, tmp_path):
 @pytest.mark.parametrize("name", ["00.jpg", "grey.png", os.path.join("sub", "rgba.png")])
 def test_decode_and_preprocess_equal_image_preprocessor(setup, name):
     path = os.path.join(setup["images"], name)
-    pixels, _, _ = load_image(path, 32)
-    np.testing.assert_array_equal(pixels, ImagePreprocessor(32)(Image.open(path))[0])
+    pixels, _, _ = load_image(path, preprocessing_of(setup["model"]))
+    expected = ImagePreprocessor.for_model(setup["model"])(Image.open(path))[0]
+    np.testing.assert_array_equal(pixels, expected)
 
 
 def test_normalize_gives_unit_rows(setup, tmp_path):

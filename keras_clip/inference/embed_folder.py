@@ -74,21 +74,34 @@ def list_images(folder):
     return found
 
 
-def load_image(path, image_size):
-    """Decodes and preprocesses one file: `(pixels (S, S, 3) float32, decode s, preprocess s)`."""
+def preprocessing_of(model):
+    """`preprocess_numpy` keyword arguments for `model`: its image size and its weights' mean, std, resize."""
+    options = {"image_size": int(model.image_size)}
+    preprocessing = getattr(getattr(model, "config", None), "preprocessing", None)
+    if preprocessing is not None:
+        options.update(mean=list(preprocessing.mean), std=list(preprocessing.std),
+                       resize_mode=preprocessing.resize_mode)
+    return options
+
+
+def load_image(path, options):
+    """Decodes and preprocesses one file: `(pixels (S, S, 3) float32, decode s, preprocess s)`.
+
+    `options` are `preprocess_numpy`'s keyword arguments (`preprocessing_of(model)`).
+    """
     from keras_clip.preprocessing import preprocess_numpy
 
     start = time.perf_counter()
     with Image.open(path) as image:
         image.load()
         decoded = time.perf_counter()
-        pixels = preprocess_numpy(image, image_size)[0]
+        pixels = preprocess_numpy(image, **options)[0]
     return pixels, decoded - start, time.perf_counter() - decoded
 
 
-def _safe_load(path, image_size):
+def _safe_load(path, options):
     try:
-        return load_image(path, image_size)
+        return load_image(path, options)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         return " ".join(f"{type(error).__name__}: {error}".split())  # the reason, one line
 
@@ -159,7 +172,7 @@ def embed_folder(model, folder, output, batch_size=64, normalize=False, workers=
     files = list_images(folder)
     started = time.perf_counter()
     meta = {"folder": os.path.abspath(folder), "normalize": bool(normalize),
-            "image_size": int(model.image_size), "weights": _fingerprint(model)}
+            "preprocessing": preprocessing_of(model), "weights": _fingerprint(model)}
     store = ShardStore(output, meta, restart=restart)
     done = store.done()
     todo = [f for f in files if f not in done]
@@ -183,7 +196,7 @@ def embed_folder(model, folder, output, batch_size=64, normalize=False, workers=
 
 def _run(model, folder, todo, store, batch_size, normalize, workers, result, bar):
     """The pipeline: a window of decode futures ahead of batched model calls."""
-    size = int(model.image_size)
+    options = preprocessing_of(model)
     workers = int(workers or os.cpu_count() or 1)
     window = batch_size * 2 + workers
     pending = collections.deque()
@@ -195,7 +208,7 @@ def _run(model, folder, todo, store, batch_size, normalize, workers, result, bar
                 rel = next(queue, None)
                 if rel is None:
                     return
-                pending.append((rel, pool.submit(_safe_load, os.path.join(folder, rel), size)))
+                pending.append((rel, pool.submit(_safe_load, os.path.join(folder, rel), options)))
 
         fill()
         while pending:
