@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from keras_clip.layers.bottleneck import check_data_format
+
 
 @keras.saving.register_keras_serializable(package="keras_clip")
 class AttentionPool2d(layers.Layer):
@@ -16,6 +18,8 @@ class AttentionPool2d(layers.Layer):
         spatial_size: side of the input feature map (image size / 32).
         num_heads: attention heads.
         output_dim: width of the output embedding.
+        data_format: `"channels_last"` (input `(B, H, W, C)`, the default) or
+            `"channels_first"` (`(B, C, H, W)`); the weights are the same in both.
 
     Example:
         >>> import numpy as np
@@ -24,7 +28,7 @@ class AttentionPool2d(layers.Layer):
         (3, 6)
     """
 
-    def __init__(self, spatial_size, num_heads, output_dim, **kwargs):
+    def __init__(self, spatial_size, num_heads, output_dim, data_format="channels_last", **kwargs):
         super().__init__(**kwargs)
         for name, value in (
             ("spatial_size", spatial_size),
@@ -36,14 +40,18 @@ class AttentionPool2d(layers.Layer):
         self.spatial_size = spatial_size
         self.num_heads = num_heads
         self.output_dim = output_dim
+        self.data_format = check_data_format(data_format)
 
     def build(self, input_shape):
-        width = input_shape[-1]
+        if self.data_format == "channels_first":
+            width, spatial = input_shape[1], tuple(input_shape[2:4])
+        else:
+            width, spatial = input_shape[-1], tuple(input_shape[1:3])
         if width % self.num_heads:
             raise ValueError(
                 f"The input channels ({width}) must be divisible by num_heads ({self.num_heads})."
             )
-        if tuple(input_shape[1:3]) != (self.spatial_size, self.spatial_size):
+        if spatial != (self.spatial_size, self.spatial_size):
             raise ValueError(
                 f"Expected a {self.spatial_size}x{self.spatial_size} feature map, "
                 f"received shape {tuple(input_shape)}."
@@ -65,7 +73,11 @@ class AttentionPool2d(layers.Layer):
             layer.build(token_shape)
 
     def call(self, features):
-        tokens = ops.reshape(features, (-1, self.spatial_size**2, self.width))  # (B, HW, C)
+        if self.data_format == "channels_first":
+            tokens = ops.reshape(features, (-1, self.width, self.spatial_size**2))  # (B, C, HW)
+            tokens = ops.transpose(tokens, (0, 2, 1))  # (B, HW, C)
+        else:
+            tokens = ops.reshape(features, (-1, self.spatial_size**2, self.width))  # (B, HW, C)
         tokens = ops.concatenate([ops.mean(tokens, axis=1, keepdims=True), tokens], axis=1)
         tokens = tokens + ops.cast(self.positional_embedding, tokens.dtype)[None]
         heads = (-1, self.spatial_size**2 + 1, self.num_heads, self.head_dim)
@@ -88,6 +100,7 @@ class AttentionPool2d(layers.Layer):
                 "spatial_size": self.spatial_size,
                 "num_heads": self.num_heads,
                 "output_dim": self.output_dim,
+                "data_format": self.data_format,
             }
         )
         return config
