@@ -520,3 +520,45 @@ def test_counters_are_host_variables_inside_a_strategy_scope(bad_shards, tokeniz
     n = sum(int(b["images"].shape[0])
             for b in strategy.experimental_distribute_dataset(ds))
     assert n == 8 and ds.quality_stats.counts() == BAD_COUNTS
+
+
+# ------------------------------------------------------ the weights' preprocessing
+
+SQUASH_HALF = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "resize_mode": "squash"}
+
+
+def test_eval_pipeline_uses_the_models_preprocessing(shards, tokenizer):
+    import keras_clip
+    from keras_clip.config import PreprocessingConfig
+    from tests.conftest import tiny_config
+
+    config = dataclasses.replace(tiny_config("vit"), preprocessing=PreprocessingConfig(**SQUASH_HALF))
+    options = data.PipelineOptions.for_model(config, 5, tokenizer=tokenizer, training=False)
+    assert (options.image_size, options.mean, options.resize_mode) == (32, (0.5,) * 3, "squash")
+    ds = data.webdataset_dataset(shards, options=options, cycle_length=1)
+    images = np.concatenate([b["images"] for b in ds.as_numpy_iterator()])
+    samples = [s for p in shards for s in data.iterate_tar_samples(p)]
+    decoded = tf.io.decode_image(samples[7][1], channels=3).numpy()  # the pipeline's decoder
+    expected = keras_clip.ImagePreprocessor(32, **SQUASH_HALF)(decoded)[0]
+    np.testing.assert_allclose(images[7], expected, atol=1e-4)
+
+
+def test_training_crops_use_the_options_mean_and_std(shards, tokenizer):
+    from keras_clip.preprocessing import MEAN, STD
+
+    def first_batch(**fields):
+        ds = data.webdataset_dataset(shards, S, 4, tokenizer=tokenizer, training=True, seed=1,
+                                     cycle_length=1, **fields)
+        return next(ds.as_numpy_iterator())["images"]
+
+    openai = first_batch()
+    half = first_batch(mean=(0.5,) * 3, std=(0.5,) * 3)
+    pixels = openai * np.asarray(STD, np.float32) + np.asarray(MEAN, np.float32)  # x / 255
+    np.testing.assert_allclose(half, (pixels - 0.5) / 0.5, atol=1e-5)
+
+
+def test_pipeline_options_refuse_bad_preprocessing():
+    with pytest.raises(ValueError, match="resize_mode"):
+        data.PipelineOptions(image_size=S, batch_size=2, resize_mode="stretch")
+    with pytest.raises(ValueError, match="std"):
+        data.PipelineOptions(image_size=S, batch_size=2, std=(0.5, 0.0, 0.5))

@@ -8,6 +8,8 @@ that source's function.
 
 import dataclasses
 
+from keras_clip.preprocessing.rules import MEAN, STD, check_mean_std, check_resize_mode
+
 # Images with more pixels are skipped before decoding (PIL's decompression-bomb
 # warning threshold, Image.MAX_IMAGE_PIXELS: 1024**3 // 4 // 3).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -42,6 +44,10 @@ class PipelineOptions:
             are skipped undecoded and counted as ``image_too_large``; default
             ``DEFAULT_MAX_PIXELS`` (PIL's decompression-bomb threshold), None
             for no limit.
+        mean, std, resize_mode: the normalisation and the evaluation resize
+            (``"shortest"`` + center crop, or ``"squash"``) the weights expect;
+            default OpenAI's. ``PipelineOptions.for_model(model, ...)`` takes
+            them from ``model.config.preprocessing``.
 
     Example:
         >>> import dataclasses
@@ -65,6 +71,9 @@ class PipelineOptions:
     scale: tuple = (0.9, 1.0)
     ratio: tuple = (3 / 4, 4 / 3)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    mean: tuple = MEAN
+    std: tuple = STD
+    resize_mode: str = "shortest"
 
     def __post_init__(self):
         for name in ("image_size", "batch_size", "num_shards"):
@@ -85,6 +94,23 @@ class PipelineOptions:
                              f"{type(self.tokenizer).__name__}.")
         _check_range("scale", self.scale, high=1.0)
         _check_range("ratio", self.ratio)
+        check_mean_std(self.mean, self.std)
+        check_resize_mode(self.resize_mode)
+
+    @classmethod
+    def for_model(cls, model, batch_size, **fields):
+        """Options with the image size, mean, std and resize mode `model`'s weights expect.
+
+        Example:
+            >>> model = keras_clip.from_preset("vit_l14_laion2b", weights=None)  # doctest: +SKIP
+            >>> PipelineOptions.for_model(model, 256, seed=0).mean  # doctest: +SKIP
+            (0.5, 0.5, 0.5)
+        """
+        config = getattr(model, "config", model)
+        pre = config.preprocessing
+        return cls(image_size=config.vision.image_size, batch_size=batch_size,
+                   mean=tuple(pre.mean), std=tuple(pre.std), resize_mode=pre.resize_mode,
+                   **fields)
 
     @property
     def drops_remainder(self):

@@ -21,7 +21,7 @@ import threading
 
 import keras
 
-from keras_clip.preprocessing import center_crop_tf, random_resized_crop_tf
+from keras_clip.preprocessing import preprocess_tf, random_resized_crop_tf
 
 logger = logging.getLogger("keras_clip.data")
 
@@ -416,9 +416,10 @@ def _loader(options, decode):
         image.set_shape((None, None, 3))
         if options.training:
             image = random_resized_crop_tf(image, size, scale=options.scale,
-                                           ratio=options.ratio, seed=crop_seed)
+                                           ratio=options.ratio, seed=crop_seed,
+                                           mean=options.mean, std=options.std)
         else:
-            image = center_crop_tf(image, size)
+            image = preprocess_tf(image, size, options.mean, options.std, options.resize_mode)
         record["images"] = tf.ensure_shape(tf.cast(image, tf.float32), (size, size, 3))
         return record
 

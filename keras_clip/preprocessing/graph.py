@@ -189,11 +189,12 @@ def center_crop_tf(image_uint8, image_size, mean=rules.MEAN, std=rules.STD):
     return preprocess_tf(image_uint8, image_size, mean, std, "shortest")
 
 
-def resized_crop_tf(image_uint8, top, left, height, width, image_size):
+def resized_crop_tf(image_uint8, top, left, height, width, image_size, mean=rules.MEAN,
+                    std=rules.STD):
     """Crops the box `(top, left, height, width)` and resizes it to `(S, S)`.
 
     torchvision's `F.resized_crop(..., BICUBIC)` on a PIL image, in-graph;
-    returns float32 `(S, S, 3)` normalised.
+    returns float32 `(S, S, 3)` normalised by `mean` / `std`.
 
     Example:
         >>> import tensorflow as tf
@@ -203,4 +204,4 @@ def resized_crop_tf(image_uint8, top, left, height, width, image_size):
     image, eight_bit, has_alpha = _prepare(image_uint8)
     box = image[top : top + height, left : left + width]
     pixels = _resize(box, image_size, image_size, eight_bit)
-    return _finish(pixels, has_alpha, image_size)
+    return _finish(pixels, has_alpha, image_size, mean, std)

@@ -10,6 +10,7 @@ Example:
 """
 
 from keras_clip.preprocessing.graph import resized_crop_tf
+from keras_clip.preprocessing.rules import MEAN, STD
 
 
 def random_crop_box_tf(height, width, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), seed=None):
@@ -46,11 +47,13 @@ def random_crop_box_tf(height, width, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), se
 
 
 def random_resized_crop_tf(
-    image_uint8, image_size, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), seed=None
+    image_uint8, image_size, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), seed=None, mean=MEAN,
+    std=STD
 ):
     """open_clip's training transform in-graph: random resized crop, bicubic.
 
-    Returns float32 `(S, S, 3)` normalised. `seed`: None or a shape-(2,) int
+    Returns float32 `(S, S, 3)` normalised by `mean` / `std` (the weights'
+    values: `model.config.preprocessing`). `seed`: None or a shape-(2,) int
     seed for stateless sampling.
 
     Example:
@@ -68,4 +71,4 @@ def random_resized_crop_tf(
     image = tf.convert_to_tensor(image_uint8)
     shape = tf.shape(image)
     top, left, h, w = random_crop_box_tf(shape[0], shape[1], scale, ratio, seed)
-    return resized_crop_tf(image, top, left, h, w, image_size)
+    return resized_crop_tf(image, top, left, h, w, image_size, mean, std)
