@@ -255,3 +255,42 @@ def test_full_size_open_preset_exports_to_onnx_with_parity(tmp_path):
         figures = onnx_parity(model, str(tmp_path / variants["fp32"]), tower)
         print(tower, figures)
         assert figures["relative"] <= 1e-4 and figures["min_cosine"] >= 0.99999, (tower, figures)
+
+
+@pytest.mark.parametrize("preprocessing", [
+    dict(),
+    dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+    dict(resize_mode="squash"),
+])
+def test_transformers_folder_carries_the_preprocessing(tmp_path, preprocessing):
+    """transformers' own CLIPImageProcessor reads our preprocessor_config.json and
+    prepares images as ImagePreprocessor does; the folder loads back with it."""
+    import dataclasses
+
+    import transformers
+    from PIL import Image
+
+    from keras_clip.config import PreprocessingConfig
+
+    model = variants_model()
+    config = dataclasses.replace(model.config, preprocessing=PreprocessingConfig(**preprocessing))
+    folder = tmp_path / "hf"
+    keras_clip.CLIP(config).save_transformers(folder)
+    assert keras_clip.from_preset(folder).config.preprocessing == config.preprocessing
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 90, 3), np.uint8))
+    processor = transformers.CLIPImageProcessor.from_pretrained(folder)
+    theirs = np.transpose(processor(images=image, return_tensors="np")["pixel_values"], (0, 2, 3, 1))
+    ours = keras_clip.ImagePreprocessor.for_model(config)(np.asarray(image))
+    assert theirs.shape == ours.shape
+    assert np.abs(theirs - ours).mean() < 0.01
+
+
+def test_transformers_preprocessing_other_than_bicubic_is_refused(tmp_path):
+    import json as json_module
+
+    folder = tmp_path / "hf"
+    variants_model().save_transformers(folder)
+    values = json_module.loads((folder / "preprocessor_config.json").read_text())
+    (folder / "preprocessor_config.json").write_text(json_module.dumps(dict(values, resample=2)))
+    with pytest.raises(ValueError, match=r"preprocessor_config.json: .*bicubic.*resample=2"):
+        keras_clip.from_preset(folder)

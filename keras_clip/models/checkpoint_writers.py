@@ -3,8 +3,8 @@
 `save_open_clip` writes OpenAI key names (`openai_keys.state_dict_from_model`)
 to one `.safetensors` file, which `open_clip.create_model(name, pretrained=path)`
 loads. `save_transformers` renames the same tensors into transformers'
-layout (Q/K/V split, projections transposed) and writes `config.json` and
-`model.safetensors`, which `transformers.CLIPModel.from_pretrained` loads
+layout (Q/K/V split, projections transposed) and writes `config.json`,
+`preprocessor_config.json` and `model.safetensors`, which `transformers.CLIPModel.from_pretrained` loads
 (ViT image towers only: transformers has no ResNet CLIP).
 
 Example:
@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from keras_clip.config import ViTConfig
+from keras_clip.image_processor_config import image_processor_values
 from keras_clip.models.openai_keys import state_dict_from_model
 
 _LAYER_RENAMES = {  # transformers name -> OpenAI name, inside one residual block
@@ -137,6 +138,9 @@ def transformers_config(config, logit_scale=None):
 def save_transformers(model, folder):
     """Writes `model` as a transformers `CLIPModel` folder (`config.json`, `model.safetensors`).
 
+    `preprocessor_config.json` (a `CLIPImageProcessor`) carries the weights'
+    image preprocessing: mean, std and resize mode.
+
     Args:
         model: a `keras_clip.CLIP` with a ViT image tower.
         folder: the folder to write (created if missing).
@@ -154,8 +158,10 @@ def save_transformers(model, folder):
     os.makedirs(folder, exist_ok=True)
     state_dict = state_dict_from_model(model)
     values = transformers_config(config, logit_scale=state_dict["logit_scale"])
-    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as file:
-        json.dump(values, file, indent=2)
-        file.write("\n")
+    processor = image_processor_values(config.preprocessing, config.vision.image_size)
+    for name, contents in (("config.json", values), ("preprocessor_config.json", processor)):
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as file:
+            json.dump(contents, file, indent=2)
+            file.write("\n")
     _write_safetensors(transformers_state_dict(state_dict, config),
                        os.path.join(folder, "model.safetensors"))

@@ -1,15 +1,19 @@
 """Hugging Face transformers CLIP folders (ViT models) -> OpenAI key names.
 
-A folder holds `config.json` and `model.safetensors` (or `pytorch_model.bin`).
+A folder holds `config.json` and `model.safetensors` (or `pytorch_model.bin`),
+and usually `preprocessor_config.json`, whose mean, std and resize mode become
+the config's `preprocessing`.
 The weights are renamed into OpenAI's layout (Q/K/V fused into `in_proj`,
 projections transposed) and then loaded like any OpenAI checkpoint.
 """
 
+import dataclasses
 import os
 
 import numpy as np
 
 from keras_clip.config import ACTIVATIONS, CLIPConfig, TextConfig, ViTConfig
+from keras_clip.image_processor_config import preprocessing_from_image_processor
 from keras_clip.presets.checkpoint_files import read_state_dict
 from keras_clip.models.preset_folder import read_json_object
 
@@ -143,6 +147,11 @@ def read_transformers_folder(path, name="clip"):
     config_file = os.path.join(path, "config.json")
     config = config_from_transformers(read_json_object(config_file), name=name,
                                       source=config_file)
+    processor_file = os.path.join(path, "preprocessor_config.json")
+    if os.path.isfile(processor_file):  # the weights' mean, std and resize mode
+        preprocessing = preprocessing_from_image_processor(read_json_object(processor_file),
+                                                           source=processor_file)
+        config = dataclasses.replace(config, preprocessing=preprocessing)
     for filename in WEIGHT_FILES:
         weights = os.path.join(path, filename)
         if os.path.isfile(weights):
