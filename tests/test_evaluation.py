@@ -396,6 +396,25 @@ def test_image_folder_loads_classes_labels_and_preprocesses(tmp_path):
     assert named.class_names == ["shark", "fish"]
 
 
+def test_image_folder_and_pairs_take_the_models_preprocessing(tmp_path):
+    import dataclasses
+
+    from keras_clip.config import PreprocessingConfig
+    from tests.conftest import tiny_config
+
+    half_squash = dict(mean=(0.5,) * 3, std=(0.5,) * 3, resize_mode="squash")
+    config = dataclasses.replace(tiny_config("vit"), preprocessing=PreprocessingConfig(**half_squash))
+    (tmp_path / "cls").mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (20, 60, 3), np.uint8)
+    Image.fromarray(noise).save(tmp_path / "cls" / "wide.png")  # squash and crop differ on it
+    pixels = np.asarray(Image.open(tmp_path / "cls" / "wide.png"))
+    expected = preprocess_numpy(pixels, 32, **half_squash)[0]
+    np.testing.assert_array_equal(image_folder(tmp_path, config).images[0], expected)
+    table = tmp_path / "pairs.csv"
+    table.write_text(f"filepath,title\n{tmp_path / 'cls' / 'wide.png'},a grey box\n")
+    np.testing.assert_array_equal(csv_pairs(table, config).images[0], expected)
+
+
 def test_image_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="not found; expected a folder"):
         image_folder(tmp_path / "missing", 16)

@@ -73,7 +73,7 @@ def run(args):
     """Loads the model and data, runs the task and prints its figures; returns 0."""
     _check_paths(args)
     model = load_model(args.model, args.random_weights)
-    data = _data(args, model.image_size, paired=args.task == "retrieval")
+    data = _data(args, model, paired=args.task == "retrieval")
     if len(data) == 0:
         raise ValueError("The evaluation dataset is empty: no images were found.")
     title, rows = {"retrieval": _retrieval, "zeroshot": _zero_shot,
@@ -91,21 +91,23 @@ def _check_paths(args):
         raise ValueError(f"--csv {args.csv!r} is a folder; expected a CSV/TSV file.")
 
 
-def _data(args, image_size, paired):
+def _data(args, model, paired):
+    """The evaluation data `args` name, prepared as `model`'s weights expect."""
     from keras_clip import evaluation
 
+    image_size = model.image_size
     if args.images:
         if not os.path.isdir(args.images):
             raise ValueError(f"--images {args.images!r} is not a folder (expected one sub-folder "
                              "of images per class).")
-        return evaluation.image_folder(args.images, image_size, verbose=True)
+        return evaluation.image_folder(args.images, model, verbose=True)
     if args.csv:
-        return evaluation.csv_pairs(args.csv, image_size, image_key=args.csv_img_key,
+        return evaluation.csv_pairs(args.csv, model, image_key=args.csv_img_key,
                                     caption_key=args.csv_caption_key,
                                     label_key=None if paired else args.csv_label_key,
                                     verbose=True)
     if args.webdataset:
-        return evaluation.webdataset_pairs(args.webdataset, image_size,
+        return evaluation.webdataset_pairs(args.webdataset, model,
                                            label_key=None if paired else "label", verbose=True)
     split = args.synthetic_split
     if paired:

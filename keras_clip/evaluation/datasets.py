@@ -75,21 +75,35 @@ def _check_limit(value, name):
     return value
 
 
-def _preprocess_all(loaders, image_size, batch_size=64, verbose=False, desc="images"):
-    """Runs ``loaders`` (callables -> PIL image, or raising) through ImagePreprocessor.
+def _preparation(image_size):
+    """``preprocess_numpy``'s keyword arguments for ``image_size``: an int ``S``
+    (OpenAI's mean and std), or a model / ``CLIPConfig`` (its image size and
+    its weights' mean, std and resize mode)."""
+    config = getattr(image_size, "config", image_size)
+    preprocessing = getattr(config, "preprocessing", None)
+    if preprocessing is None or not hasattr(config, "vision"):
+        return {"image_size": check_size(image_size)}
+    return {"image_size": config.vision.image_size, "mean": preprocessing.mean,
+            "std": preprocessing.std, "resize_mode": preprocessing.resize_mode}
+
+
+def _preprocess_all(loaders, options, batch_size=64, verbose=False, desc="images"):
+    """Runs ``loaders`` (callables -> PIL image, or raising) through ImagePreprocessor
+    with ``options`` (``_preparation``).
 
     Returns ``(images (N, S, S, 3), kept indices)``; unreadable images are
     skipped with one warning.
     """
     from keras_clip.preprocessing import preprocess_numpy
 
-    out = np.empty((len(loaders), image_size, image_size, 3), np.float32)
+    size = options["image_size"]
+    out = np.empty((len(loaders), size, size, 3), np.float32)
     kept, failed, pending = [], [], []
 
     def flush():
         if pending:
             out[len(kept):len(kept) + len(pending)] = preprocess_numpy(
-                [image for _, image in pending], image_size)
+                [image for _, image in pending], **options)
             kept.extend(i for i, _ in pending)
             pending.clear()
 
@@ -132,7 +146,8 @@ def image_folder(path, image_size, class_names=None, extensions=IMAGE_EXTENSIONS
 
     Args:
         path: the root folder.
-        image_size: the model's input side ``S``.
+        image_size: the model's input side ``S`` (OpenAI's mean/std), or the
+            model (or its ``CLIPConfig``): its size and its weights' preprocessing.
         class_names: optional names to use instead of the folder names, in
             sorted-folder order; e.g. ``imagenet_class_names()`` for an ImageNet
             validation folder of WordNet-id sub-folders (``n01440764``, ...),
@@ -148,7 +163,7 @@ def image_folder(path, image_size, class_names=None, extensions=IMAGE_EXTENSIONS
         >>> clf = ZeroShotClassifier(model, data.class_names)
         >>> clf.evaluate(data.images, data.labels)
     """
-    image_size = check_size(image_size)
+    options = _preparation(image_size)
     _check_limit(max_per_class, "max_per_class")
     path = os.fspath(path)
     if not os.path.isdir(path):
@@ -180,7 +195,7 @@ def image_folder(path, image_size, class_names=None, extensions=IMAGE_EXTENSIONS
         found = found[:max_per_class] if max_per_class else found
         files += found
         labels += [label] * len(found)
-    images, kept = _preprocess_all([_open_path(f) for f in files], image_size, batch_size,
+    images, kept = _preprocess_all([_open_path(f) for f in files], options, batch_size,
                                    verbose, "image folder")
     if not kept:
         raise ValueError(f"No image under {path!r} could be read.")
@@ -188,7 +203,7 @@ def image_folder(path, image_size, class_names=None, extensions=IMAGE_EXTENSIONS
                               [files[i] for i in kept])
 
 
-def _group_pairs(keys, loaders, captions, labels, image_size, group_by_image, batch_size,
+def _group_pairs(keys, loaders, captions, labels, options, group_by_image, batch_size,
                  verbose, class_names, desc):
     """Builds ``PairedData``; rows with the same key share one image when grouping."""
     first = {}
@@ -200,7 +215,7 @@ def _group_pairs(keys, loaders, captions, labels, image_size, group_by_image, ba
         else:
             image_of_row.append(row)
     unique_rows = sorted(set(image_of_row))
-    images, kept = _preprocess_all([loaders[r] for r in unique_rows], image_size, batch_size,
+    images, kept = _preprocess_all([loaders[r] for r in unique_rows], options, batch_size,
                                    verbose, desc)
     if not kept:
         raise ValueError("None of the images could be read; expected at least one.")
@@ -241,7 +256,8 @@ def csv_pairs(path, image_size, image_key="filepath", caption_key="title", label
 
     Args:
         path: a table, a glob or a list of them.
-        image_size: the model's input side ``S``.
+        image_size: the model's input side ``S`` (OpenAI's mean/std), or the
+            model (or its ``CLIPConfig``): its size and its weights' preprocessing.
         image_key, caption_key, sep, image_root: as in ``keras_clip.data.csv_dataset``.
         label_key: optional int label column (e.g. ``"label"`` in the tables
             ``SyntheticShapes.write_csv`` writes).
@@ -256,7 +272,7 @@ def csv_pairs(path, image_size, image_key="filepath", caption_key="title", label
     from keras_clip.data.csv_dataset import read_table
     from keras_clip.data.pipeline import list_files
 
-    image_size = check_size(image_size)
+    options = _preparation(image_size)
     _check_limit(max_samples, "max_samples")
     paths, captions, labels = [], [], [] if label_key else None
     for table in list_files(path, "CSV/TSV tables"):
@@ -270,7 +286,7 @@ def csv_pairs(path, image_size, image_key="filepath", caption_key="title", label
         labels = labels[:max_samples] if labels is not None else None
     if not paths:
         raise ValueError(f"{path!r} holds no rows; expected a header and (image, caption) rows.")
-    return _group_pairs(paths, [_open_path(p) for p in paths], captions, labels, image_size,
+    return _group_pairs(paths, [_open_path(p) for p in paths], captions, labels, options,
                         group_by_image, batch_size, verbose, class_names, "csv images")
 
 
@@ -283,7 +299,8 @@ def webdataset_pairs(patterns, image_size, label_key=None, class_names=None,
 
     Args:
         patterns: shard path(s), globs or brace ranges (``"val/{00000..00003}.tar"``).
-        image_size: the model's input side ``S``.
+        image_size: the model's input side ``S`` (OpenAI's mean/std), or the
+            model (or its ``CLIPConfig``): its size and its weights' preprocessing.
         label_key: optional key of an int label in each sample's ``.json``
             (``"label"`` in the shards ``SyntheticShapes.write_webdataset`` writes).
         class_names: optional names for those labels.
@@ -295,7 +312,7 @@ def webdataset_pairs(patterns, image_size, label_key=None, class_names=None,
     from keras_clip.data.pipeline import list_files
     from keras_clip.data.webdataset import iterate_tar_samples
 
-    image_size = check_size(image_size)
+    options = _preparation(image_size)
     _check_limit(max_samples, "max_samples")
     keys, loaders, captions, labels = [], [], [], [] if label_key else None
     for shard in list_files(patterns, "WebDataset shards"):
@@ -319,7 +336,7 @@ def webdataset_pairs(patterns, image_size, label_key=None, class_names=None,
     if not keys:
         raise ValueError(f"No complete samples in {patterns!r}; expected KEY.<image> and "
                          "KEY.txt members.")
-    return _group_pairs(keys, loaders, captions, labels, image_size, False, batch_size,
+    return _group_pairs(keys, loaders, captions, labels, options, False, batch_size,
                         verbose, class_names, "webdataset images")
 
 
