@@ -78,7 +78,7 @@ def test_static_int8_is_qdq_with_per_channel_int8_weights(static_export):
 def test_manifest_records_the_int8_method_and_clip_edge_verifies(static_export):
     from clip_edge import ClipEdge
 
-    _, folder, manifest = static_export
+    _, folder, _ = static_export
     assert read_manifest(folder)["int8_method"] == {"onnx": "static", "litert": "dynamic"}
     edge = ClipEdge(folder, precision="int8")
     result = edge.verify()
