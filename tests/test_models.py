@@ -144,6 +144,16 @@ def test_bfloat16_policy_stays_close_to_float32():
     assert cosine.min() > 0.99
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TF's encode path")
+def test_tensorflow_bfloat16_towers_skip_xla():
+    # XLA:CPU's bf16 matmul has no oneDNN/AMX path; TF's graph path has (3-4x on AMX).
+    from keras_clip.models.clip import _xla_function
+
+    model = keras_clip.CLIP(tiny_config("vit"), dtype="bfloat16")
+    assert _xla_function(model.image_encoder)._jit_compile is False
+    assert _xla_function(keras_clip.CLIP(tiny_config("vit")).image_encoder)._jit_compile
+
+
 @pytest.mark.parametrize("name", ["vit_b32", "rn50"])
 def test_full_size_presets_build_without_weights(name):
     model = keras_clip.from_preset(name, weights=None)

@@ -33,7 +33,10 @@ def _xla_function(tower):
         import tensorflow as tf
 
         tower_ref = weakref.ref(tower)  # the cache must not keep the tower alive
-        fn = tf.function(lambda x: tower_ref()(x, training=False), jit_compile=True)
+        # bf16: XLA:CPU's bf16 dot skips oneDNN (AMX); TF's graph path uses it (3-4x,
+        # benchmarks/results/amx/bf16_and_jax_train.md).
+        xla = keras.backend.standardize_dtype(tower.outputs[0].dtype) != "bfloat16"
+        fn = tf.function(lambda x: tower_ref()(x, training=False), jit_compile=xla)
         _XLA_FUNCTIONS[tower] = fn
     return fn
 
