@@ -39,11 +39,15 @@ def test_channels_first_and_channels_last_give_equal_outputs():
     last = tower("channels_last", seed=0)
     first = tower("channels_first")
     first.set_weights(last.get_weights())
-    for training in (False, True):  # moving statistics, then batch statistics
+    # Moving statistics, then batch statistics: over 2 images x a 1x1 map in the
+    # last stage these amplify the reduction order's rounding (measured up to 1e-3
+    # on TensorFlow and JAX); a wrong BatchNorm axis is off by O(1).
+    for training, tolerance in ((False, 1e-4), (True, 5e-3)):
         expected = to_numpy(last(IMAGES, training=training))
         assert np.abs(expected).max() > 0.1  # not a degenerate comparison
         np.testing.assert_allclose(to_numpy(first(IMAGES, training=training)), expected,
-                                   rtol=1e-4, atol=1e-4, err_msg=f"training={training}")
+                                   rtol=tolerance, atol=tolerance,
+                                   err_msg=f"training={training}")
 
 
 def test_weights_interchange_through_a_weights_file(tmp_path):
