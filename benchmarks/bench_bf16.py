@@ -4,8 +4,9 @@
 
 Side by side, in rounds with a rotating order (ratios paired per round):
 keras_clip's `from_preset("vit_b32", weights=None, dtype="bfloat16")` image
-tower through `encode_image` on TensorFlow (XLA), JAX and torch, TensorFlow's
-graph path without XLA (oneDNN), JAX with XLA's oneDNN flags, against
+tower through `encode_image` on TensorFlow, JAX and torch, TensorFlow's tower
+in a `tf.function` without XLA (`bf16-graph`: oneDNN; what `encode_image` runs
+for bf16 since this benchmark), JAX with XLA's oneDNN flags, against
 open_clip's ViT-B-32-quickgelu in fp32 and under `torch.autocast(bfloat16)`.
 Each bf16 row reports its cosine to the fp32 Keras model with the same
 weights. One 2048² matmul per backend and dtype tells whether the backend's
