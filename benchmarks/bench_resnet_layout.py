@@ -23,7 +23,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import head_rows, results_dir, serve, time_calls, tower_input, warm_up  # noqa: E402
+from common import head_rows, results_dir, serve, time_calls, tower_input, warm_up
 
 LAYOUTS = ("channels_last", "channels_first")
 ITERS = {1: 5, 32: 1}  # calls per timing: batch 1 is short, so average a few
@@ -60,7 +60,7 @@ class LayoutWorker:
         if key not in self.cases:
             if req["tower"] == "image":
                 tower = self.tower(req["layout"])
-                fn = lambda x, tower=tower: _run_tower(tower, x)  # noqa: E731
+                fn = lambda x, tower=tower: _run_tower(tower, x)
             else:
                 fn = self.model.encode_text
             x = tower_input("rn50", req["tower"], req["batch"])
@@ -99,10 +99,10 @@ def run(args):
     if not os.path.exists(os.path.join(checkpoints, "rn50.safetensors")):
         import subprocess
 
-        code = ("import sys; sys.path.insert(0, %r); import worker_reference as w; "
-                "w.make_checkpoints(%r, ('rn50',))" % (HERE, checkpoints))
+        code = (f"import sys; sys.path.insert(0, {HERE!r}); import worker_reference as w; "
+                f"w.make_checkpoints({checkpoints!r}, ('rn50',))")
         subprocess.run([args.reference_python, "-c", code], check=True)
-    started = {"date_utc": datetime.datetime.utcnow().isoformat(timespec="seconds"),
+    started = {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "load_average": load(), "cpu_flags": cpu_flags(),
                "machine_class": machine_class(cpu_flags()), "threads": args.threads}
     workers = {"open_clip": Worker("open_clip", [args.reference_python,
@@ -149,7 +149,7 @@ def run(args):
             "ratio_min": min(ratios), "ratio_max": max(ratios), "rounds": len(seconds),
             "cosine_to_open_clip": cosine(rows[(name, tower, batch)],
                                           rows[("open_clip", tower, batch)])})
-    return {"started": started, "finished": {"date_utc": datetime.datetime.utcnow().isoformat(
+    return {"started": started, "finished": {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds"), "load_average": load()}, "versions": versions, "results": results}
 
 
@@ -158,12 +158,12 @@ def markdown(report):
     lines = [
         "# RN50: the ResNet tower's layout per backend vs open_clip",
         "",
-        f"{started['date_utc']} UTC, machine class `{started['machine_class']}` "
-        f"(flags {', '.join(started['cpu_flags'])}), {started['threads']} threads; load average "
-        f"{started['load_average']} at start, {report['finished']['load_average']} at the end "
-        "(a shared machine: other jobs ran at the same time). Random RN50 weights, fp32; "
-        "ratio = open_clip seconds / keras_clip seconds per round (paired), median [min-max]; "
-        "written by `benchmarks/bench_resnet_layout.py`.",
+        (f"{started['date_utc']} UTC, machine class `{started['machine_class']}` "
+         f"(flags {', '.join(started['cpu_flags'])}), {started['threads']} threads; load average "
+         f"{started['load_average']} at start, {report['finished']['load_average']} at the end "
+         "(a shared machine: other jobs ran at the same time). Random RN50 weights, fp32; "
+         "ratio = open_clip seconds / keras_clip seconds per round (paired), median [min-max]; "
+         "written by `benchmarks/bench_resnet_layout.py`."),
         "",
         "| system | tower | batch | median s | ratio to open_clip | cosine |",
         "|---|---|---|---|---|---|",
