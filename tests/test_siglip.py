@@ -83,8 +83,11 @@ def test_sigmoid_weights_round_trip_through_a_preset_folder(tmp_path):
     model = CLIP(tiny_config("vit"), loss="sigmoid")
     model.logit_bias_layer.logit_bias.assign(-3.5)
     model.save_to_preset(str(tmp_path))
-    loaded = CLIP.from_preset_folder(str(tmp_path), loss="sigmoid")
-    assert float(ops.convert_to_numpy(loaded.logit_bias)) == -3.5
+    import keras_clip
+
+    for loaded in (CLIP.from_preset_folder(str(tmp_path)), keras_clip.from_preset(str(tmp_path))):
+        assert loaded.contrastive_loss == "sigmoid"  # the folder records its loss
+        assert float(ops.convert_to_numpy(loaded.logit_bias)) == -3.5
 
 
 def test_unknown_loss_is_a_clear_error():

@@ -13,6 +13,7 @@ from keras_clip.models.lora import LoRAMixin, read_lora_file, write_lora_file
 from keras_clip.models.preset_folder import (
     load_preset_weights,
     read_preset_config,
+    read_preset_loss,
     write_preset_folder,
 )
 from keras_clip.models.remat import image_tower_class, remat_scope
@@ -186,6 +187,7 @@ class CLIP(LoRAMixin, ContrastiveTrainer, keras.Model):
         Example:
             >>> model = CLIP.from_preset_folder("my_preset")  # doctest: +SKIP
         """
+        kwargs.setdefault("loss", read_preset_loss(path))
         model = cls(read_preset_config(path), dtype=dtype, lora=read_lora_file(path), **kwargs)
         load_preset_weights(model, path)
         return model

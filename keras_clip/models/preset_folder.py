@@ -29,7 +29,8 @@ def is_preset_folder(path):
 def write_preset_folder(model, path):
     """Writes `model`'s config and weights to the folder `path` (created if needed)."""
     os.makedirs(path, exist_ok=True)
-    values = {"format_version": FORMAT_VERSION, "clip": model.config.to_dict()}
+    values = {"format_version": FORMAT_VERSION, "clip": model.config.to_dict(),
+              "loss": model.contrastive_loss}
     with open(os.path.join(path, CONFIG_FILE), "w", encoding="utf-8") as file:
         json.dump(values, file, indent=2)
         file.write("\n")
@@ -74,6 +75,18 @@ def read_preset_config(path):
         return CLIPConfig.from_dict(values["clip"])
     except (TypeError, ValueError) as error:
         raise ValueError(f"{config_path}: {error}") from None
+
+
+def read_preset_loss(path):
+    """The training loss ("softmax" or "sigmoid") the preset folder `path` records.
+
+    Folders written before the SigLIP loss existed record none: "softmax".
+    """
+    loss = read_json_object(os.path.join(path, CONFIG_FILE)).get("loss", "softmax")
+    if loss not in ("softmax", "sigmoid"):
+        raise ValueError(f"{os.path.join(path, CONFIG_FILE)} has loss {loss!r}; expected "
+                         "'softmax' or 'sigmoid'.")
+    return loss
 
 
 def load_preset_weights(model, path):
