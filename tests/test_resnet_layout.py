@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_RESNET
 from keras_clip import layers as L
 from keras_clip.models.modified_resnet import ModifiedResNetEncoder, default_data_format
+from tests.conftest import TINY_RESNET
 
 
 def to_numpy(x):

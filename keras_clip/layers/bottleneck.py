@@ -65,10 +65,10 @@ class Bottleneck(layers.Layer):
     def build(self, input_shape):
         policy, data_format = self.dtype_policy, self.data_format
         planes, out_channels = self.planes, self.planes * self.expansion
-        conv = lambda filters, size, name: layers.Conv2D(  # noqa: E731
+        conv = lambda filters, size, name: layers.Conv2D(
             filters, size, use_bias=False, data_format=data_format, name=name, dtype=policy
         )
-        norm = lambda name: batch_norm(name, policy, data_format)  # noqa: E731
+        norm = lambda name: batch_norm(name, policy, data_format)
         self.conv1, self.bn1 = conv(planes, 1, "conv1"), norm("bn1")
         self.pad2 = layers.ZeroPadding2D(1, data_format=data_format, dtype=policy)
         self.conv2, self.bn2 = conv(planes, 3, "conv2"), norm("bn2")
