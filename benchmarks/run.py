@@ -52,7 +52,6 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 from common import (  # noqa: E402
-    IMAGE_SIZES,
     RESULTS,
     cpu_flags,
     machine_class,

@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import keras
-import numpy as np
 import pytest
 
 from tests.scripts.common import load_npz, max_difference

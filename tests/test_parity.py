@@ -8,7 +8,6 @@ architecture in the reference environment named by `KERAS_CLIP_REFERENCE_PYTHON`
 
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
