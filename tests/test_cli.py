@@ -79,7 +79,7 @@ def test_presets_lists_the_nine(capsys):
     assert {row["preset"] for row in rows} >= {"rn50", "vit_b32", "vit_l14_336"}
 
 
-def test_train_command_runs_the_training_script(tmp_path):
+def test_train_command_runs_the_training_script(tmp_path, capsys, recwarn):
     config = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", "tiny_clip.json")
     out = tmp_path / "run"
     assert main(["train", "--synthetic", "64", "--config", config, "--batch-size", "32",
@@ -88,6 +88,8 @@ def test_train_command_runs_the_training_script(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert np.isfinite(summary["history"]["loss"][-1])
     assert (out / "final" / "config.json").is_file()
+    shown = capsys.readouterr().err + " ".join(str(w.message) for w in recwarn)
+    assert "will be ignored" not in shown  # Keras' fit(shuffle=True) warning
 
 
 def test_every_sub_command_owns_add_arguments_and_run():

@@ -325,7 +325,7 @@ def train(args):
           f"{keras.backend.backend()}, {args.precision}, strategy {args.strategy}", flush=True)
 
     start = time.time()
-    history = model.fit(dataset, epochs=args.epochs,
+    history = model.fit(dataset, epochs=args.epochs, shuffle=False,  # the pipeline shuffles
                         steps_per_epoch=None if args.synthetic else steps,
                         callbacks=build_callbacks(args, dataset), verbose=args.verbose)
     elapsed = time.time() - start  # SkippedStepsGuard checked the weights at each epoch's end
