@@ -196,3 +196,29 @@ def test_remat_gives_the_same_step_and_serialises():
     assert remat.get_config()["remat"] is True
     with pytest.raises(ValueError, match="remat"):
         CLIP(tiny_config("vit"), remat="sometimes")
+
+
+def test_training_script_data_follows_the_models_preprocessing(tmp_path):
+    """`keras-clip train --csv` crops normalise with the weights' mean/std (0.5 for
+    vit_l14_laion2b), not OpenAI's for every model."""
+    import dataclasses
+
+    from keras_clip import data
+    from keras_clip.config import PreprocessingConfig
+    from keras_clip.preprocessing import MEAN, STD
+    from keras_clip.training.script import build_dataset, parse_args
+
+    table = data.write_csv(str(tmp_path), 8, image_size=48)
+    args = parse_args(["--preset", "vit_b32", "--csv", table, "--batch-size", "4",
+                       "--steps-per-epoch", "1",
+                       "--seed", "0", "--output-dir", str(tmp_path / "run")])
+    openai = tiny_config("vit")
+    half = dataclasses.replace(openai, preprocessing=PreprocessingConfig(mean=(0.5,) * 3,
+                                                                         std=(0.5,) * 3))
+
+    def first_images(config):
+        dataset, _ = build_dataset(args, config)
+        return next(iter(dataset))["images"].numpy()
+
+    pixels = first_images(openai) * np.asarray(STD, np.float32) + np.asarray(MEAN, np.float32)
+    np.testing.assert_allclose(first_images(half), (pixels - 0.5) / 0.5, atol=1e-5)

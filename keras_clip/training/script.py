@@ -164,8 +164,12 @@ def build_model(args):
                                   loss=args.loss)
 
 
-def build_dataset(args, image_size, context_length, num_workers=1, worker_index=0):
+def build_dataset(args, config, num_workers=1, worker_index=0):
+    """`(dataset, steps per epoch)` of `args`' data, prepared as the `CLIPConfig` `config`'s
+    weights expect (image size, mean, std) and tokenized to its context length."""
     from keras_clip import CLIPTokenizer, data
+
+    image_size, context_length = config.vision.image_size, config.text.context_length
 
     tokenizer = CLIPTokenizer(context_length=context_length)
     if args.synthetic:
@@ -175,9 +179,9 @@ def build_dataset(args, image_size, context_length, num_workers=1, worker_index=
                                   seed=args.seed, tokenizer=tokenizer)
         return _maybe_cache(ds, args), math.ceil(args.synthetic / args.batch_size)
     per_worker = args.batch_size // num_workers
-    options = data.PipelineOptions(image_size, per_worker, tokenizer=tokenizer, seed=args.seed,
-                                   num_shards=num_workers, shard_index=worker_index,
-                                   drop_remainder=True, repeat=args.steps_per_epoch is not None)
+    options = data.PipelineOptions.for_model(
+        config, per_worker, tokenizer=tokenizer, seed=args.seed, num_shards=num_workers,
+        shard_index=worker_index, drop_remainder=True, repeat=args.steps_per_epoch is not None)
     if args.webdataset:
         ds = data.webdataset_dataset(args.webdataset, options=options)
     else:
@@ -304,8 +308,7 @@ def train(args):
 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(args)
-        dataset, steps = build_dataset(args, model.image_size, model.context_length, workers,
-                                       worker_index)
+        dataset, steps = build_dataset(args, model.config, workers, worker_index)
         if steps is None:
             raise ValueError("Pass --steps-per-epoch for shard/CSV data (one pass is unknown).")
         if args.jax_distributed:  # Keras splits each batch among the processes: fixed size
