@@ -1,5 +1,7 @@
 """Shared pieces of the subprocess training scripts: tiny model, fixed data, weight dumps."""
 
+import os
+
 import numpy as np
 
 TINY = {
@@ -8,6 +10,23 @@ TINY = {
     "vision": {"type": "vit", "image_size": 32, "width": 64, "layers": 1, "patch_size": 16},
     "text": {"width": 64, "layers": 1, "context_length": 77, "vocab_size": 1000},
 }
+
+
+def two_host_devices(backend):
+    """Selects `backend` and gives it two CPU devices; call before importing keras.
+
+    tensorflow: two logical CPUs (for MirroredStrategy); jax: two host devices
+    (for keras.distribution.DataParallel).
+    """
+    os.environ["KERAS_BACKEND"] = backend
+    if backend == "jax":
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        return
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
 def fixed_batch(size, seed=1):
@@ -40,3 +59,9 @@ def load_npz(path):
 
 def max_difference(a, b):
     return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+def relative_difference(a, b):
+    """The largest `max |x - y| / max |x|` over the weight lists `a` and `b`."""
+    return max(float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-12))
+               for x, y in zip(a, b))

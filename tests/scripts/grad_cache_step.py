@@ -10,21 +10,14 @@ per replica), and for sigmoid also of the plain two-replica step.
 """
 
 import json
-import os
 import sys
 
-BACKEND, OUT = sys.argv[1], sys.argv[2]
-os.environ["KERAS_BACKEND"] = BACKEND
-if BACKEND == "jax":
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    os.environ["JAX_PLATFORMS"] = "cpu"
-else:
-    import tensorflow as tf
+from tests.scripts.common import two_host_devices
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
+BACKEND, OUT = sys.argv[1], sys.argv[2]
+two_host_devices(BACKEND)
+if BACKEND == "tensorflow":
+    import tensorflow as tf
 
 import contextlib  # noqa: E402
 
@@ -33,17 +26,12 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from keras_clip import CLIP  # noqa: E402
-from tests.scripts.common import TINY, fixed_batch  # noqa: E402
+from tests.scripts.common import TINY, fixed_batch, relative_difference  # noqa: E402
 
 LR, BATCH = 0.1, 8
 # One strategy for every run: a second MirroredStrategy in the process may reuse
 # collective keys of the first.
 STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if BACKEND == "tensorflow" else None
-
-
-def relative_difference(a, b):
-    return max(float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-12))
-               for x, y in zip(a, b))
 
 
 def one_step(loss, weights, micro_batch_size=None, distributed=False):

@@ -10,21 +10,14 @@ differ, to show the comparison would catch open_clip#616-style bugs.
 """
 
 import json
-import os
 import sys
 
-BACKEND, OUT = sys.argv[1], sys.argv[2]
-os.environ["KERAS_BACKEND"] = BACKEND
-if BACKEND == "jax":
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    os.environ["JAX_PLATFORMS"] = "cpu"
-else:
-    import tensorflow as tf
+from tests.scripts.common import two_host_devices
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
+BACKEND, OUT = sys.argv[1], sys.argv[2]
+two_host_devices(BACKEND)
+if BACKEND == "tensorflow":
+    import tensorflow as tf
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
