@@ -342,11 +342,7 @@ def main(argv=None):
                            "class": common.machine_class(flags), "load_start": load_start,
                            "load_end": os.getloadavg()},
                "systems": summarise(systems)}
-    os.makedirs(results_dir, exist_ok=True)
-    with open(os.path.join(results_dir, "embed_folder.json"), "w") as file:
-        json.dump(figures, file, indent=1)
-    with open(os.path.join(results_dir, "embed_folder.md"), "w") as file:
-        file.write(markdown(figures))
+    common.write_report(results_dir, "embed_folder", figures, markdown(figures))
     print(markdown(figures))
     return 0
 

@@ -15,7 +15,6 @@ and `.md`, with the CPU flags and the load average.
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -23,7 +22,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import head_rows, results_dir, serve, time_calls, tower_input, warm_up
+from common import (
+    CACHE_DIR, head_rows, results_dir, serve, time_calls, tower_input, warm_up, write_report,
+)
 
 LAYOUTS = ("channels_last", "channels_first")
 ITERS = {1: 5, 32: 1}  # calls per timing: batch 1 is short, so average a few
@@ -186,9 +187,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--reference-python", default=os.environ.get(
         "KERAS_CLIP_REFERENCE_PYTHON", "/work/refenv/bin/python"))
-    parser.add_argument("--cache-dir", default=os.environ.get(
-        "KERAS_CLIP_BENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache",
-                                               "keras_clip_bench")))
+    parser.add_argument("--cache-dir", default=CACHE_DIR)
     parser.add_argument("--results-dir", default=None,
                         help="default: benchmarks/results/<machine class of this CPU>")
     args = parser.parse_args(argv)
@@ -198,12 +197,7 @@ def main(argv=None):
     args.backends = [b for b in args.backends.split(",") if b]
     args.batches = [int(b) for b in args.batches.split(",") if b]
     report = run(args)
-    out = args.results_dir or results_dir()
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "resnet_layout.json"), "w") as f:
-        json.dump(report, f, indent=1)
-    with open(os.path.join(out, "resnet_layout.md"), "w") as f:
-        f.write(markdown(report))
+    write_report(args.results_dir or results_dir(), "resnet_layout", report, markdown(report))
     print(markdown(report))
 
 

@@ -72,6 +72,20 @@ def results_dir(flags=None, root=RESULTS):
     return os.path.join(root, machine_class(cpu_flags() if flags is None else flags))
 
 
+# Where benchmarks keep checkpoints they make between runs.
+CACHE_DIR = os.environ.get("KERAS_CLIP_BENCH_CACHE",
+                           os.path.join(os.path.expanduser("~"), ".cache", "keras_clip_bench"))
+
+
+def write_report(directory, stem, report, markdown_text):
+    """Writes `<stem>.json` (the raw figures) and `<stem>.md` (the table) to `directory`."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, f"{stem}.json"), "w") as file:
+        json.dump(report, file, indent=1)
+    with open(os.path.join(directory, f"{stem}.md"), "w") as file:
+        file.write(markdown_text)
+
+
 def make_inputs(image_size, batch, seed=0):
     """Deterministic inputs: NHWC float32 images and token ids with one end token per row."""
     rng = np.random.default_rng(seed)

@@ -52,6 +52,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 from common import (  # noqa: E402
+    CACHE_DIR,
     RESULTS,
     cpu_flags,
     machine_class,
@@ -574,9 +575,7 @@ def parse_args(argv=None):
     parser.add_argument("--torch-compile", action="store_true",
                         help="also time torch.compile on the torch backend (minutes of "
                              "compilation per tower on 2 cores)")
-    parser.add_argument("--cache-dir", default=os.environ.get(
-        "KERAS_CLIP_BENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache",
-                                               "keras_clip_bench")))
+    parser.add_argument("--cache-dir", default=CACHE_DIR)
     parser.add_argument("--results-dir", default=None,
                         help="default: benchmarks/results/<machine class of this CPU>")
     args = parser.parse_args(argv)
