@@ -8,7 +8,13 @@ that source's function.
 
 import dataclasses
 
-from keras_clip.preprocessing.rules import MEAN, STD, check_mean_std, check_resize_mode
+from keras_clip.preprocessing.rules import (
+    MEAN,
+    STD,
+    check_mean_std,
+    check_resize_mode,
+    model_options,
+)
 
 # Images with more pixels are skipped before decoding (PIL's decompression-bomb
 # warning threshold, Image.MAX_IMAGE_PIXELS: 1024**3 // 4 // 3).
@@ -106,11 +112,7 @@ class PipelineOptions:
             >>> PipelineOptions.for_model(model, 256, seed=0).mean  # doctest: +SKIP
             (0.5, 0.5, 0.5)
         """
-        config = getattr(model, "config", model)
-        pre = config.preprocessing
-        return cls(image_size=config.vision.image_size, batch_size=batch_size,
-                   mean=tuple(pre.mean), std=tuple(pre.std), resize_mode=pre.resize_mode,
-                   **fields)
+        return cls(**model_options(model), batch_size=batch_size, **fields)
 
     @property
     def drops_remainder(self):

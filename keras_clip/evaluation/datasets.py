@@ -30,7 +30,7 @@ from typing import List, Optional
 import numpy as np
 
 from keras_clip.evaluation.features import progress
-from keras_clip.preprocessing.rules import check_size
+from keras_clip.preprocessing.rules import check_size, model_options
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -75,21 +75,9 @@ def _check_limit(value, name):
     return value
 
 
-def _preparation(image_size):
-    """``preprocess_numpy``'s keyword arguments for ``image_size``: an int ``S``
-    (OpenAI's mean and std), or a model / ``CLIPConfig`` (its image size and
-    its weights' mean, std and resize mode)."""
-    config = getattr(image_size, "config", image_size)
-    preprocessing = getattr(config, "preprocessing", None)
-    if preprocessing is None or not hasattr(config, "vision"):
-        return {"image_size": check_size(image_size)}
-    return {"image_size": config.vision.image_size, "mean": preprocessing.mean,
-            "std": preprocessing.std, "resize_mode": preprocessing.resize_mode}
-
-
 def _preprocess_all(loaders, options, batch_size=64, verbose=False, desc="images"):
     """Runs ``loaders`` (callables -> PIL image, or raising) through ImagePreprocessor
-    with ``options`` (``_preparation``).
+    with ``options`` (``rules.model_options``).
 
     Returns ``(images (N, S, S, 3), kept indices)``; unreadable images are
     skipped with one warning.
@@ -163,7 +151,7 @@ def image_folder(path, image_size, class_names=None, extensions=IMAGE_EXTENSIONS
         >>> clf = ZeroShotClassifier(model, data.class_names)
         >>> clf.evaluate(data.images, data.labels)
     """
-    options = _preparation(image_size)
+    options = model_options(image_size)
     _check_limit(max_per_class, "max_per_class")
     path = os.fspath(path)
     if not os.path.isdir(path):
@@ -272,7 +260,7 @@ def csv_pairs(path, image_size, image_key="filepath", caption_key="title", label
     from keras_clip.data.csv_dataset import read_table
     from keras_clip.data.pipeline import list_files
 
-    options = _preparation(image_size)
+    options = model_options(image_size)
     _check_limit(max_samples, "max_samples")
     paths, captions, labels = [], [], [] if label_key else None
     for table in list_files(path, "CSV/TSV tables"):
@@ -312,7 +300,7 @@ def webdataset_pairs(patterns, image_size, label_key=None, class_names=None,
     from keras_clip.data.pipeline import list_files
     from keras_clip.data.webdataset import iterate_tar_samples
 
-    options = _preparation(image_size)
+    options = model_options(image_size)
     _check_limit(max_samples, "max_samples")
     keys, loaders, captions, labels = [], [], [], [] if label_key else None
     for shard in list_files(patterns, "WebDataset shards"):

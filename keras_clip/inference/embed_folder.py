@@ -76,12 +76,10 @@ def list_images(folder):
 
 def preprocessing_of(model):
     """`preprocess_numpy` keyword arguments for `model`: its image size and its weights' mean, std, resize."""
-    options = {"image_size": int(model.image_size)}
-    preprocessing = getattr(getattr(model, "config", None), "preprocessing", None)
-    if preprocessing is not None:
-        options.update(mean=list(preprocessing.mean), std=list(preprocessing.std),
-                       resize_mode=preprocessing.resize_mode)
-    return options
+    from keras_clip.preprocessing.rules import model_options
+
+    options = model_options(model if hasattr(model, "config") else int(model.image_size))
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}  # JSON-exact
 
 
 def load_image(path, options):

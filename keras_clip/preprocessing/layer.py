@@ -135,13 +135,10 @@ class ImagePreprocessor(keras.layers.Layer):
             'squash'
         """
         config = getattr(model, "config", model)
-        preprocessing = getattr(config, "preprocessing", None)
-        vision = getattr(config, "vision", None)
-        if preprocessing is None or vision is None:
+        if not (hasattr(config, "preprocessing") and hasattr(config, "vision")):
             raise ValueError("for_model expects a keras_clip CLIP model or a CLIPConfig; "
                              f"received {type(model).__name__}.")
-        return cls(vision.image_size, mean=preprocessing.mean, std=preprocessing.std,
-                   resize_mode=preprocessing.resize_mode, **kwargs)
+        return cls(**rules.model_options(config), **kwargs)
 
     def __call__(self, inputs, *args, **kwargs):
         if is_tf_tensor(inputs) and (

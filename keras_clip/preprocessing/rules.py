@@ -54,6 +54,29 @@ def check_size(image_size):
     return int(image_size)
 
 
+def model_options(source):
+    """The preprocessing keyword arguments (`image_size`, `mean`, `std`, `resize_mode`)
+    a model's weights expect, for `preprocess_numpy` / `ImagePreprocessor`.
+
+    `source`: a `keras_clip.CLIP` (anything with a `CLIPConfig` as `.config`),
+    a `CLIPConfig`, or an int image size (then OpenAI's mean and std).
+
+    Example:
+        >>> model_options(224)
+        {'image_size': 224}
+    """
+    if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
+        return {"image_size": check_size(source)}
+    config = getattr(source, "config", source)
+    preprocessing = getattr(config, "preprocessing", None)
+    vision = getattr(config, "vision", None)
+    if preprocessing is None or vision is None:
+        raise ValueError("Expected a keras_clip CLIP model, a CLIPConfig or an int image size; "
+                         f"received {type(source).__name__}.")
+    return {"image_size": vision.image_size, "mean": tuple(preprocessing.mean),
+            "std": tuple(preprocessing.std), "resize_mode": preprocessing.resize_mode}
+
+
 def check_resize_mode(resize_mode):
     """`resize_mode` if it is one of `RESIZE_MODES`, else a ValueError."""
     if resize_mode not in RESIZE_MODES:
