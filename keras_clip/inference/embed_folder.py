@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
+from keras_clip.inference.precision import check_precision, for_precision
 from keras_clip.inference.shards import ShardStore, check_output
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -136,7 +137,7 @@ def _progress(total, initial, verbose):
 
 
 def embed_folder(model, folder, output, batch_size=64, normalize=False, workers=None,
-                 verbose=True, restart=False):
+                 verbose=True, restart=False, precision=None):
     """Embeds every image under `folder` into `output`, resuming an interrupted run.
 
     Writes `output` (`.npy` of float32 `(N, D)` rows with the file list in
@@ -156,6 +157,10 @@ def embed_folder(model, folder, output, batch_size=64, normalize=False, workers=
         workers: decoding threads (default: the CPU count).
         verbose: show a progress bar (tqdm).
         restart: ignore an interrupted run's partial results.
+        precision: `"fp32"` or `"bf16"` (the image tower under the `bfloat16`
+            policy, same weights: 3.9-4.3x fp32's speed on TensorFlow with AMX,
+            cosine 0.9999 to fp32; see `inference.precision`); default: the
+            model's own. A resumed run must use the same precision.
 
     Returns:
         an `EmbedResult`.
@@ -166,11 +171,16 @@ def embed_folder(model, folder, output, batch_size=64, normalize=False, workers=
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be a positive int; received {batch_size}.")
+    if precision is not None:
+        check_precision(precision)
     check_output(output)
     files = list_images(folder)
     started = time.perf_counter()
+    weights = _fingerprint(model)
+    model, precision = for_precision(model, precision)
     meta = {"folder": os.path.abspath(folder), "normalize": bool(normalize),
-            "preprocessing": preprocessing_of(model), "weights": _fingerprint(model)}
+            "preprocessing": preprocessing_of(model), "weights": weights,
+            "precision": precision}
     store = ShardStore(output, meta, restart=restart)
     done = store.done()
     todo = [f for f in files if f not in done]
