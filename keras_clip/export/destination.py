@@ -1,10 +1,13 @@
 """The export's output folder: who may be replaced, and the staged write renamed into place.
 
-An export is written into a hidden sibling `.<name>.partial-*` and renamed to
-`<name>` only when complete, so a killed export leaves no folder that looks
-finished (the staging folder has no `manifest.json`). A folder that holds
-anything but a previous export is refused unless `overwrite`. Imports no
-Keras backend, so the command line refuses a bad folder at once.
+An export is written into a hidden sibling `.<name>.partial-<host>-<pid>-*` and
+renamed to `<name>` only when complete, so a killed export leaves no folder
+that looks finished (the staging folder has no `manifest.json`). The next
+export to `<name>` removes the staging folders that killed exports left
+behind: those of this host whose process is gone, never a running one's. A
+folder that holds anything but a previous export is refused unless
+`overwrite`. Imports no Keras backend, so the command line refuses a bad
+folder at once.
 
 Example:
     >>> check_destination("vit_b32_export")  # new, empty or a previous export: fine
@@ -14,8 +17,11 @@ Example:
 
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import zlib
 
 MANIFEST_FILE = "manifest.json"
 STAGING_INFIX = ".partial-"
@@ -54,11 +60,50 @@ def check_destination(directory, overwrite=False):
                   "(overwrite=True) to replace everything in it.")
 
 
+def _host_tag():
+    """This host's name as 8 hex digits (names of staging folders stay short and safe)."""
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def _running(pid):
+    """True unless no process `pid` exists (one of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
+def remove_stale_staging(directory):
+    """Removes the staging folders of `directory` left by exports on this host whose process is gone.
+
+    Returns the names removed. A running export's folder, another host's and
+    any other name are left alone.
+    """
+    parent, name = os.path.split(os.path.abspath(directory))
+    pattern = re.compile(re.escape(f".{name}{STAGING_INFIX}{_host_tag()}-") + r"(\d+)-")
+    removed = []
+    for entry in sorted(os.listdir(parent)) if os.path.isdir(parent) else []:
+        match = pattern.match(entry)
+        path = os.path.join(parent, entry)
+        if match and not _running(int(match.group(1))) and os.path.isdir(path) \
+                and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def staging_folder(directory):
-    """A new hidden sibling folder of `directory` to write the export into."""
+    """A new hidden sibling folder of `directory` to write the export into.
+
+    Stale staging folders of `directory` (see `remove_stale_staging`) are removed first.
+    """
     parent, name = os.path.split(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f".{name}{STAGING_INFIX}", dir=parent)
+    remove_stale_staging(directory)
+    return tempfile.mkdtemp(prefix=f".{name}{STAGING_INFIX}{_host_tag()}-{os.getpid()}-", dir=parent)
 
 
 def publish(staging, directory):
