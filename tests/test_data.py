@@ -249,7 +249,7 @@ def test_fit_skips_bad_samples_and_warns_each_epoch(bad_shards, tokenizer, caplo
     model.compile(optimizer="sgd")
     report = data.DataQualityReport(ds)
     with caplog.at_level(logging.WARNING, logger="keras_clip.data"):
-        history = model.fit(ds, epochs=2, callbacks=[report], verbose=0)
+        history = model.fit(ds, epochs=2, callbacks=[report], verbose=0, shuffle=False)
     assert len(history.history["loss"]) == 2
     assert report.history == [BAD_COUNTS, BAD_COUNTS]
     assert len([r for r in caplog.records if r.name == "keras_clip.data"]) == 2
