@@ -65,6 +65,10 @@ def _open(source, what):
             return _eight_bit_pil(opened.copy())
     except UnidentifiedImageError as error:
         raise ValueError(f"{what} is not an image file Pillow can decode (JPEG, PNG, ...).") from error
+    except OSError as error:  # a failed read, or Pillow's decoder on truncated / corrupt data
+        if error.errno:
+            raise ValueError(f"{what} is not readable ({error.strerror}).") from error
+        raise ValueError(f"{what} is truncated or damaged; Pillow could not decode it ({error}).") from error
 
 
 def to_pil(image):
