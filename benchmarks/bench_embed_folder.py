@@ -24,6 +24,8 @@ of the time (decode, resize + normalise, model, write).
 """
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -89,16 +91,20 @@ class OursWorker:
 
         self.embed = embed_folder
         self.batch_size = request["batch_size"]
-        self.out = os.path.join(request["scratch"], f"ours_{keras.backend.backend()}.npy")
+        self.precision = request["precision"]
+        self.out = os.path.join(request["scratch"],
+                                f"ours_{keras.backend.backend()}_{self.precision}.npy")
+        keras.utils.set_random_seed(0)  # fp32 and bf16 workers hold the same weights
         self.model = keras_clip.from_preset("vit_b32", weights=None)
-        self.versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
+        self.versions = {"keras": keras.__version__, "backend": keras.backend.backend(),
+                         "precision": self.precision}
 
     def run(self, folder):
         result = self.embed(self.model, folder, self.out, batch_size=self.batch_size,
-                            verbose=False, restart=True)
+                            verbose=False, restart=True, precision=self.precision)
         return {"images": result.images, "wall_s": result.wall_s, "decode_s": result.decode_s,
                 "preprocess_s": result.preprocess_s, "model_s": result.model_s,
-                "write_s": result.write_s}
+                "write_s": result.write_s, "output": self.out}
 
 
 class OpenClipWorker:
@@ -171,7 +177,7 @@ class EdgeWorker:
         t0 = time.perf_counter()
         np.save(self.out, np.concatenate(features))
         times["write_s"] = time.perf_counter() - t0
-        return dict(times, images=len(paths), wall_s=time.perf_counter() - start)
+        return dict(times, images=len(paths), wall_s=time.perf_counter() - start, output=self.out)
 
 
 WORKERS = {"ours": OursWorker, "open_clip": OpenClipWorker, "edge": EdgeWorker}
@@ -218,15 +224,18 @@ class Process:
         self.proc.wait(timeout=60)
 
 
-def start_systems(args, scratch, warm_up, log):
+def start_systems(args, scratch, warm_up, log, loads):
     script = os.path.abspath(__file__)
     base = {"op": "setup", "scratch": scratch, "threads": args.threads, "warm_up": warm_up}
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.path.dirname(HERE))
     plans = [("open_clip", [args.reference_python, script, "--worker", "open_clip"], env,
               dict(base))]
     for backend in args.backends:
-        plans.append((f"keras_clip/{backend}", [sys.executable, script, "--worker", "ours"],
-                      dict(env, KERAS_BACKEND=backend), dict(base, batch_size=args.batch_size)))
+        for precision in args.precisions:
+            plans.append((f"keras_clip/{backend}/{precision}",
+                          [sys.executable, script, "--worker", "ours"],
+                          dict(env, KERAS_BACKEND=backend),
+                          dict(base, batch_size=args.batch_size, precision=precision)))
     if args.edge_folder:
         for precision in args.edge_precisions:
             plans.append((f"clip_edge/{precision}", [sys.executable, script, "--worker", "edge"],
@@ -234,12 +243,61 @@ def start_systems(args, scratch, warm_up, log):
                                     batch_size=args.batch_size)))
     systems = {}
     for name, argv, environment, request in plans:
-        common_log(f"starting {name}")
-        process = Process(argv, environment, log)
-        reply = process.call(request)
+        with locked(args.lock, f"set-up {name}", loads):  # its warm-up loads the CPU
+            process = Process(argv, environment, log)
+            reply = process.call(request)
         systems[name] = {"process": process, "versions": reply["versions"],
                          "setup_s": reply["setup_s"], "parts": []}
     return systems
+
+
+@contextlib.contextmanager
+def locked(path, phase, loads):
+    """Holds the shared benchmark lock (flock(2), as the `flock` command takes it) for a phase:
+    one system's set-up, or one system on one part, so that no locked run is long.
+
+    Appends `{"phase", "waited_s", "seconds", "load_start", "load_end"}` to `loads`.
+    """
+    asked = time.perf_counter()
+    with open(path or os.devnull, "a") as handle:
+        if path:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        start, load = time.perf_counter(), os.getloadavg()
+        common_log(f"{phase}: lock held after {start - asked:.0f} s, load {load[0]:.2f}")
+        try:
+            yield
+        finally:
+            loads.append({"phase": phase, "waited_s": round(start - asked, 1),
+                          "seconds": round(time.perf_counter() - start, 1),
+                          "load_start": load[0], "load_end": os.getloadavg()[0]})
+
+
+# fp32 system -> its lower-precision twins with the same weights (compared row by row)
+TWINS = (("keras_clip/tensorflow/fp32", "keras_clip/tensorflow/bf16"),
+         ("keras_clip/jax/fp32", "keras_clip/jax/bf16"),
+         ("keras_clip/torch/fp32", "keras_clip/torch/bf16"),
+         ("clip_edge/fp32", "clip_edge/int8"))
+
+
+def pair_cosines(systems, part):
+    """Per-row cosine of each low-precision system's output to its fp32 twin's, this part."""
+    found = {}
+    for reference, other in TWINS:
+        if reference in systems and other in systems:
+            a = np.load(systems[reference]["parts"][part]["output"]).astype(np.float64)
+            b = np.load(systems[other]["parts"][part]["output"]).astype(np.float64)
+            found[other] = ((a * b).sum(1) / np.linalg.norm(a, axis=1)
+                            / np.linalg.norm(b, axis=1)).tolist()
+    return found
+
+
+def summarise_cosines(per_part):
+    rows = {}
+    for name in {n for part in per_part for n in part}:
+        values = np.concatenate([part[name] for part in per_part if name in part])
+        rows[name] = {"min": float(values.min()), "mean": float(values.mean()),
+                      "rows": int(values.size)}
+    return rows
 
 
 def common_log(message):
@@ -276,7 +334,7 @@ def markdown(figures):
     m = figures["machine"]
     lines = [f"## Folder of JPEGs to embeddings ({figures['date']})", "",
              f"{figures['images']} JPEGs (300-1,200 px, quality 90) in {figures['parts']} parts, "
-             f"ViT-B/32 fp32 random weights, {m['cores']} cores, flags {', '.join(m['flags'])}; "
+             f"ViT-B/32 random weights, {m['cores']} cores, flags {', '.join(m['flags'])}; "
              f"load average {m['load_start'][0]:.2f} at start, {m['load_end'][0]:.2f} at end "
              "(the machine is shared with other jobs). Time split is each system's own "
              "ms per image: keras_clip's decode and resize run in worker threads that overlap "
@@ -292,6 +350,13 @@ def markdown(figures):
             + ("1" if r is None else f"**{r['median']:.2f}x** [{r['min']:.2f}-{r['max']:.2f}]")
             + f" | {t['wall']:.1f} | {t['decode']:.1f} | {t['preprocess']:.1f} | "
             f"{t['model']:.1f} | {t['write']:.2f} |")
+    lines += ["", "Cosine of each row to the fp32 twin with the same weights, on these JPEGs:", ""]
+    lines += [f"- {name}: min {c['min']:.5f}, mean {c['mean']:.5f} ({c['rows']} rows)"
+              for name, c in sorted(figures["cosine_to_fp32"].items())]
+    lines += ["", f"Load per phase (each phase held `{figures['lock']}`):", "",
+              "| phase | waited s | seconds | load start | load end |", "|---|---|---|---|---|"]
+    lines += [f"| {p['phase']} | {p['waited_s']} | {p['seconds']} | {p['load_start']:.2f} | "
+              f"{p['load_end']:.2f} |" for p in m["load_per_phase"]]
     return "\n".join(lines) + "\n"
 
 
@@ -305,6 +370,11 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64, help="keras_clip / clip_edge batch")
     parser.add_argument("--edge-folder", help="a `keras-clip export vit_b32` folder (else no edge)")
     parser.add_argument("--edge-precisions", default="fp32")
+    parser.add_argument("--precisions", default="fp32",
+                        help="keras_clip precisions (embed_folder's precision=): fp32,bf16")
+    parser.add_argument("--lock", default="/tmp/bench.lock",
+                        help="flock(2) file held for the set-up and for each part, so that one "
+                             "benchmark times at a time ('' for none)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--reference-python", default=os.environ.get(
         "KERAS_CLIP_REFERENCE_PYTHON", "/work/refenv/bin/python"))
@@ -315,9 +385,11 @@ def main(argv=None):
         return serve_worker(args.worker)
     args.backends = [b for b in args.backends.split(",") if b]
     args.edge_precisions = [p for p in args.edge_precisions.split(",") if p]
+    args.precisions = [p for p in args.precisions.split(",") if p]
     flags = common.cpu_flags()
     results_dir = args.results_dir or common.results_dir(flags)
     load_start = os.getloadavg()
+    loads, cosines = [], []
     scratch = tempfile.mkdtemp(prefix="bench_embed_")
     try:
         common_log(f"writing {args.images + WARM_UP} JPEGs to {scratch}")
@@ -325,13 +397,15 @@ def main(argv=None):
         write_jpegs(os.path.join(scratch, "images"), args.images)
         parts = split(os.path.join(scratch, "images"), args.parts)
         with open(os.path.join(scratch, "workers.log"), "w") as log:
-            systems = start_systems(args, scratch, os.path.join(scratch, "warm"), log)
+            systems = start_systems(args, scratch, os.path.join(scratch, "warm"), log, loads)
             names = list(systems)
             for r, part in enumerate(parts):
                 for name in names[r % len(names):] + names[:r % len(names)]:
-                    reply = systems[name]["process"].call({"op": "embed", "folder": part})
+                    with locked(args.lock, f"part {r} {name}", loads):
+                        reply = systems[name]["process"].call({"op": "embed", "folder": part})
                     systems[name]["parts"].append(reply)
                     common_log(f"part {r}: {name} {reply['images'] / reply['wall_s']:.1f} img/s")
+                cosines.append(pair_cosines(systems, r))
             for system in systems.values():
                 system["process"].close()
     finally:
@@ -340,7 +414,8 @@ def main(argv=None):
                "images": args.images, "parts": args.parts, "batch_size": args.batch_size,
                "machine": {"cores": os.cpu_count(), "flags": flags,
                            "class": common.machine_class(flags), "load_start": load_start,
-                           "load_end": os.getloadavg()},
+                           "load_end": os.getloadavg(), "load_per_phase": loads},
+               "lock": args.lock, "cosine_to_fp32": summarise_cosines(cosines),
                "systems": summarise(systems)}
     common.write_report(results_dir, "embed_folder", figures, markdown(figures))
     print(markdown(figures))
