@@ -90,6 +90,31 @@ def test_sigmoid_weights_round_trip_through_a_preset_folder(tmp_path):
         assert float(ops.convert_to_numpy(loaded.logit_bias)) == -3.5
 
 
+def test_sigmoid_bias_round_trips_through_an_open_clip_file(tmp_path):
+    from safetensors.numpy import load_file
+
+    import keras_clip
+
+    model = CLIP(tiny_config("vit"), loss="sigmoid")
+    model.logit_bias_layer.logit_bias.assign(-3.5)
+    path = str(tmp_path / "siglip.safetensors")
+    model.save_open_clip(path)
+    bias = load_file(path)["logit_bias"]  # open_clip's key, a 0-d tensor as its nn.Parameter
+    assert bias.shape == () and float(bias) == -3.5
+    loaded = keras_clip.from_preset(path)  # the key makes it a SigLIP model
+    assert loaded.contrastive_loss == "sigmoid"
+    assert float(ops.convert_to_numpy(loaded.logit_bias)) == -3.5
+    assert "logit_bias" not in load_file(_saved(CLIP(tiny_config("vit")), tmp_path / "s.st"))
+    with pytest.raises(ValueError, match=r"unexpected tensors \['logit_bias'\]"):
+        keras_clip.from_preset(path, loss="softmax")
+
+
+def _saved(model, path):
+    path = str(path) + ".safetensors"
+    model.save_open_clip(path)
+    return path
+
+
 def test_unknown_loss_is_a_clear_error():
     with pytest.raises(ValueError, match=r"`loss` must be one of \('softmax', 'sigmoid'\), "
                                          r"received 'siglip'"):

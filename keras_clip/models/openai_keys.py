@@ -109,6 +109,8 @@ def weight_targets(model):
         _vit_targets(targets, model.image_encoder)
     _text_targets(targets, model.text_encoder)
     targets["logit_scale"] = (model.contrastive_logits.logit_scale, _same)
+    if getattr(model, "logit_bias_layer", None) is not None:  # SigLIP; open_clip's key
+        targets["logit_bias"] = (model.logit_bias_layer.logit_bias, _same)
     return targets
 
 

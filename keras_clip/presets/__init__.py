@@ -80,6 +80,8 @@ def from_preset(preset, weights=True, dtype=None, config=None, **model_kwargs):
         name = os.path.splitext(os.path.basename(preset))[0]
         inferred = openai_checkpoint.config_from_state_dict(state_dict, name=name)
         config = config_match.choose_config(state_dict, inferred, preset, config)
+        if "logit_bias" in state_dict:  # a SigLIP model (open_clip's key)
+            model_kwargs = {"loss": "sigmoid", **model_kwargs}
     else:
         raise ValueError(
             f"Unknown preset {preset!r}: not a built-in name ({', '.join(list_presets())}) "
