@@ -18,11 +18,14 @@
   onnxruntime's `quant_pre_process` (graph optimisation; its symbolic shape
   inference does not finish on these graphs and is skipped): int8 weights per
   output channel, uint8 activations whose ranges come from calibration inputs
-  (min/max, `export.calibration`), for every MatMul / Gemm / Conv that has a
+  (min/max over `export.calibration`'s inputs, merged every few batches so
+  memory stays flat), for every MatMul / Gemm / Conv that has a
   constant weight (attention's activation x activation MatMuls, LayerNorm,
   softmax and the final L2 norm stay float32). ONNX Runtime fuses the QDQ pairs
   into integer kernels (VNNI / AMX on x86). Cosine to fp32 >= 0.998 on the
-  random-weight test towers.
+  random-weight test towers. A trained model needs calibration images of its
+  own domain: on `keras-clip demo`'s model, zero-shot agreement with Keras is
+  99.5% calibrated on its training images, 97.6% on the generated set.
 
 Example:
     >>> from keras_clip.export.quantize import to_fp16, to_int8
@@ -169,7 +172,13 @@ def _quantize_static(source, target, calibration_images):
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter(batches)
+            self.batches = iter(())
+
+        def __len__(self):
+            return len(batches)
+
+        def set_range(self, start_index, end_index):
+            self.batches = iter(batches[start_index:end_index])
 
         def get_next(self):
             return next(self.batches, None)
@@ -186,8 +195,14 @@ def _quantize_static(source, target, calibration_images):
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             op_types_to_quantize=list(FP16_OPS),
-            extra_options={"MatMulConstBOnly": True},
+            # ranges merged every few batches: memory stays flat for big calibration sets
+            extra_options={"MatMulConstBOnly": True, "CalibStridedMinMax": _stride(len(batches))},
         )
+
+
+def _stride(count, most=8):
+    """The largest divisor of `count` up to `most` (onnxruntime needs strides that divide it)."""
+    return max(d for d in range(1, most + 1) if count % d == 0)
 
 
 class _PreprocessingAdvice(logging.Filter):
