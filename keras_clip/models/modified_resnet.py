@@ -39,6 +39,7 @@ class ModifiedResNetEncoder(Tower):
     """
 
     section = "vision"
+    torch_inference = "resnet"
     config_class = ResNetConfig
 
     @staticmethod

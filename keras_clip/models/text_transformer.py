@@ -28,6 +28,7 @@ class TextTransformerEncoder(Tower):
     """
 
     section = "text"
+    torch_inference = "text"
     config_class = TextConfig
 
     def __init__(self, text, embed_dim, dtype=None, **kwargs):

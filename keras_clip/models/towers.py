@@ -27,6 +27,7 @@ class Tower(keras.Model):
 
     section = None
     config_class = None
+    torch_inference = None  # a `torch_inference.RUNNERS` key: its no-grad inference path on torch
 
     @classmethod
     def parse_config(cls, values):
@@ -65,6 +66,16 @@ class Tower(keras.Model):
         self.config = config
         self.embed_dim = embed_dim
         self.dtype_override = dtype
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        if self.torch_inference and not training and mask is None and not kwargs:
+            if keras.backend.backend() == "torch":
+                from keras_clip.models import torch_inference
+
+                outputs = torch_inference.forward(self, inputs)
+                if outputs is not None:
+                    return outputs
+        return super().call(inputs, training=training, mask=mask, **kwargs)
 
     def get_config(self):
         return {
