@@ -406,20 +406,26 @@ def main(argv=None):
                     systems[name]["parts"].append(reply)
                     common_log(f"part {r}: {name} {reply['images'] / reply['wall_s']:.1f} img/s")
                 cosines.append(pair_cosines(systems, r))
+                report(args, results_dir, flags, load_start, loads, cosines, systems,
+                       parts_done=r + 1)  # after every part: a stopped run keeps its figures
             for system in systems.values():
                 system["process"].close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def report(args, results_dir, flags, load_start, loads, cosines, systems, parts_done):
     figures = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "images": args.images, "parts": args.parts, "batch_size": args.batch_size,
+               "images": sum(p["images"] for p in systems["open_clip"]["parts"]),
+               "parts": parts_done, "batch_size": args.batch_size,
                "machine": {"cores": os.cpu_count(), "flags": flags,
                            "class": common.machine_class(flags), "load_start": load_start,
                            "load_end": os.getloadavg(), "load_per_phase": loads},
                "lock": args.lock, "cosine_to_fp32": summarise_cosines(cosines),
                "systems": summarise(systems)}
     common.write_report(results_dir, "embed_folder", figures, markdown(figures))
-    print(markdown(figures))
-    return 0
+    common_log(f"wrote {results_dir}/embed_folder.{{json,md}} ({parts_done} parts)")
 
 
 if __name__ == "__main__":
