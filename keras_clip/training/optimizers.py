@@ -17,10 +17,13 @@ import numbers
 
 import keras
 
-# The names (`variable.name`) of keras_clip's variables with fewer than two
-# dimensions: biases, LayerNorm / BatchNorm gains and shifts, the ViT class
-# token and the temperature. By name, as Keras' AdamW excludes variables.
-NO_DECAY_PATTERN = "^(bias|gamma|beta|class_embedding|logit_scale)$"
+# The names of keras_clip's variables with fewer than two dimensions: biases,
+# LayerNorm / BatchNorm gains and shifts, the ViT class token and the
+# temperature. By name, as Keras' AdamW excludes variables. Keras matches it
+# against `variable.name` ("gamma") on JAX and torch, but on TensorFlow against
+# the underlying tf.Variable's name ("ln_final/gamma:0", "…/gamma/replica_1:0"
+# under MirroredStrategy), so the pattern accepts both forms.
+NO_DECAY_PATTERN = r"(^|/)(bias|gamma|beta|class_embedding|logit_scale)(/replica_\d+)?(:\d+)?$"
 
 
 def uses_weight_decay(variable):
