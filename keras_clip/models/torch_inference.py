@@ -46,6 +46,7 @@ def forward(tower, inputs):
         or inputs.device.type == "meta"
         or in_stateless_scope()
         or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
         or torch.jit.is_tracing()
         or torch.onnx.is_in_onnx_export()
     ):
