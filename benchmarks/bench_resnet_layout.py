@@ -2,12 +2,16 @@
 
     python benchmarks/bench_resnet_layout.py                      # torch, tensorflow, jax
     python benchmarks/bench_resnet_layout.py --backends torch --rounds 5
+    python benchmarks/bench_resnet_layout.py --backends torch --layouts channels_first \
+        --graph --name resnet_layout_torch_inference   # torch's inference path on and off
 
 One run, interleaved: open_clip (the reference Python) and keras_clip on each
 backend with the image tower built channels-last and channels-first (the same
 weights, copied from `from_preset(rn50.safetensors)`, through the user's path
 `CLIP._run_tower`), plus each backend's text tower. Every round runs each
-system once per case in a rotating order; medians over rounds and paired
+system once per case in a rotating order. With `--graph`, each torch system also
+runs as `<system>/graph`: the functional graph with the torch inference path
+(`keras_clip/models/torch_inference.py`) switched off, i.e. the tower before it; medians over rounds and paired
 ratios (open_clip seconds / keras_clip seconds: above 1 is faster than
 open_clip) are written to `benchmarks/results/<machine class>/resnet_layout.json`
 and `.md`, with the CPU flags and the load average.
@@ -54,9 +58,19 @@ class LayoutWorker:
         return self.towers[layout]
 
     def infer(self, req):
+        if req.get("graph"):
+            from unittest import mock
+
+            from keras_clip.models import torch_inference
+
+            with mock.patch.object(torch_inference, "forward", lambda tower, inputs: None):
+                return self.run_case(req)
+        return self.run_case(req)
+
+    def run_case(self, req):
         from keras_clip.models.clip import _run_tower
 
-        key = (req["tower"], req.get("layout"), req["batch"])
+        key = (req["tower"], req.get("layout"), req["batch"], bool(req.get("graph")))
         info = {}
         if key not in self.cases:
             if req["tower"] == "image":
@@ -119,14 +133,16 @@ def run(args):
     cases = [("image", b) for b in args.batches] + [("text", b) for b in args.batches]
     systems = {"open_clip": ("open_clip", {"system": "open_clip", "model": "rn50"})}
     for backend in args.backends:
-        for layout in LAYOUTS:
-            systems[f"{backend}/{layout}"] = (backend, {"layout": layout})
-        systems[f"{backend}/text"] = (backend, {})
+        variants = [("", {})] + ([("/graph", {"graph": True})] if args.graph and backend == "torch" else [])
+        for suffix, extra in variants:
+            for layout in args.layouts:
+                systems[f"{backend}/{layout}{suffix}"] = (backend, dict(extra, layout=layout))
+            systems[f"{backend}/text{suffix}"] = (backend, extra)
     times, rows = {}, {}
     for round_index in range(args.rounds):
         for tower, batch in cases:
             names = [n for n in systems if n == "open_clip" or
-                     (tower == "text") == n.endswith("/text")]
+                     (tower == "text") == ("/text" in n)]
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
                 worker, extra = systems[name]
@@ -164,7 +180,10 @@ def markdown(report):
          f"{started['load_average']} at start, {report['finished']['load_average']} at the end "
          "(a shared machine: other jobs ran at the same time). Random RN50 weights, fp32; "
          "ratio = open_clip seconds / keras_clip seconds per round (paired), median [min-max]; "
-         "written by `benchmarks/bench_resnet_layout.py`."),
+         "written by `benchmarks/bench_resnet_layout.py`."
+         + (" `/graph`: the same tower with the torch inference path "
+            "(`keras_clip/models/torch_inference.py`) switched off, as before it."
+            if any(r["system"].endswith("/graph") for r in report["results"]) else "")),
         "",
         "| system | tower | batch | median s | ratio to open_clip | cosine |",
         "|---|---|---|---|---|---|",
@@ -183,6 +202,10 @@ def main(argv=None):
     parser.add_argument("--checkpoints", help=argparse.SUPPRESS)
     parser.add_argument("--backends", default="torch,tensorflow,jax")
     parser.add_argument("--batches", default="32,1")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS))
+    parser.add_argument("--graph", action="store_true",
+                        help="also time torch with its inference path switched off")
+    parser.add_argument("--name", default="resnet_layout", help="results file name")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--reference-python", default=os.environ.get(
@@ -196,8 +219,9 @@ def main(argv=None):
         return
     args.backends = [b for b in args.backends.split(",") if b]
     args.batches = [int(b) for b in args.batches.split(",") if b]
+    args.layouts = [l for l in args.layouts.split(",") if l]
     report = run(args)
-    write_report(args.results_dir or results_dir(), "resnet_layout", report, markdown(report))
+    write_report(args.results_dir or results_dir(), args.name, report, markdown(report))
     print(markdown(report))
 
 
