@@ -17,6 +17,10 @@ class Tower(keras.Model):
     here; the ResNet overrides it), so remat and the checkpoint key map find them.
     The config round trip goes through the config's validating `to_dict` /
     `from_dict`, so a misspelled key raises a `ValueError` (a `.keras` file too).
+    A subclass that names a `torch_inference` runner (the ResNet and text
+    towers) is run by `keras_clip.models.torch_inference` on the torch backend
+    for inference without gradients (`encode_image`, `encode_text`,
+    `predict`): same numbers, less per-layer overhead; anything else runs the graph.
 
     Example:
         >>> from keras_clip.models import TextTransformerEncoder
@@ -68,13 +72,13 @@ class Tower(keras.Model):
         self.dtype_override = dtype
 
     def call(self, inputs, training=None, mask=None, **kwargs):
-        if self.torch_inference and not training and mask is None and not kwargs:
-            if keras.backend.backend() == "torch":
-                from keras_clip.models import torch_inference
+        fast = self.torch_inference and not training and mask is None and not kwargs
+        if fast and keras.backend.backend() == "torch":
+            from keras_clip.models import torch_inference
 
-                outputs = torch_inference.forward(self, inputs)
-                if outputs is not None:
-                    return outputs
+            outputs = torch_inference.forward(self, inputs)
+            if outputs is not None:
+                return outputs
         return super().call(inputs, training=training, mask=mask, **kwargs)
 
     def get_config(self):
