@@ -46,8 +46,10 @@ def _one_step(loss="softmax", micro_batch_size=None, optimizer=None, batch=8):
 @pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
 def test_cached_step_equals_plain_step(loss):
     before, plain, plain_history = _one_step(loss)
-    _, cached, cached_history = _one_step(loss, micro_batch_size=2)  # 4 micro-batches
+    _, cached, cached_history = _one_step(loss, micro_batch_size=4)  # 2 micro-batches
     assert relative_difference(plain, before) > 1e-2  # the step moved the weights
+    if loss == "sigmoid":  # the bias (the last weight) trains; the cached step moves it alike
+        assert abs(float(plain[-1]) - float(before[-1])) > 1e-3
     assert relative_difference(plain, cached) < TOLERANCE
     for name in ("loss", "i2t_accuracy", "t2i_accuracy", "logit_scale"):
         assert cached_history[name] == pytest.approx(plain_history[name], rel=1e-5)

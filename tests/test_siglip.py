@@ -121,6 +121,7 @@ def test_unknown_loss_is_a_clear_error():
         CLIP(tiny_config("vit"), loss="siglip")
 
 
+@pytest.mark.large  # the default suite checks the bias trains in test_grad_cache's sigmoid step
 def test_fit_with_sigmoid_loss_learns():
     keras.utils.set_random_seed(0)
     model = CLIP(tiny_config("vit"), loss="sigmoid")

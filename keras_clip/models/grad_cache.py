@@ -110,7 +110,10 @@ def tf_loss_and_grads(model, x, y, weights):
 
     arrays = [tf.TensorArray("float32", size=count, infer_shape=False,
                              element_shape=tf.TensorShape([None, None])) for _ in range(2)]
-    _, images, texts = tf.while_loop(lambda i, *_: i < count, embed, (0, *arrays))
+    # One iteration at a time: TensorFlow would otherwise run up to 10 at once
+    # (`parallel_iterations`), each holding a micro-batch's activations.
+    _, images, texts = tf.while_loop(lambda i, *_: i < count, embed, (0, *arrays),
+                                     parallel_iterations=1)
     images, texts = images.concat(), texts.concat()  # (b, D) float32
     for variable, old in zip(state, saved):  # pass 3 updates the statistics
         variable.assign(old)
@@ -137,7 +140,8 @@ def tf_loss_and_grads(model, x, y, weights):
         return (i + 1, *[a + tf.convert_to_tensor(g) for a, g in zip(total, parts)])
 
     grads = [tf.convert_to_tensor(g) for g in grads]
-    _, *grads = tf.while_loop(lambda i, *_: i < count, backward, (0, *grads))
+    _, *grads = tf.while_loop(lambda i, *_: i < count, backward, (0, *grads),
+                              parallel_iterations=1)
     return loss, grads, y_pred
 
 
