@@ -26,8 +26,6 @@ gradients are cached and back-propagated, the optimizer unscales them.
 is set; each returns the loss, the (scaled) gradients and `y_pred`.
 """
 
-import functools
-
 import keras
 from keras import ops
 
@@ -203,20 +201,24 @@ def jax_loss_and_grads(model, trainable, non_trainable, metrics_vars, optimizer_
         trainable, images, texts)
 
     # Pass 3: recompute each micro-batch and back-propagate its cached gradients.
-    # A Python loop, not lax.scan: inside an XLA:CPU while loop the patch
-    # embedding's weight-gradient convolution keeps a layout that Eigen cannot
-    # take and runs as a naive loop (13x the plain step's time per sample at
-    # ViT-B/32 width). The barrier makes micro-batch j wait for the gradients
-    # of j-1, so XLA holds one micro-batch's activations at a time, as in scan.
-    image_grads, text_grads = split(image_grads), split(text_grads)
-    grads, non_trainable = list(grads), list(non_trainable)
-    for j in range(count):
-        chunk = jax.tree_util.tree_map(lambda t, j=j: t[j], chunks)
-        grads, non_trainable, chunk = jax.lax.optimization_barrier((grads, non_trainable, chunk))
-        (image, text), vjp, non_trainable = jax.vjp(
-            functools.partial(embed, state=non_trainable, chunk=chunk), trainable, has_aux=True)
-        (part,) = vjp((image_grads[j].astype(image.dtype), text_grads[j].astype(text.dtype)))
-        grads = [a + g for a, g in zip(grads, part)]
+    # Known defect: inside this while loop XLA:CPU gives the patch embedding's
+    # weight-gradient convolution a layout Eigen cannot take (dim_labels
+    # f01b_i01o->01bf) and emits it as a naive loop; at ViT-B/32 width one
+    # iteration costs 2.5x the same body outside a loop. A Python loop keeps
+    # Eigen's convolution but XLA then holds every micro-batch's activations,
+    # even with optimization barriers chaining them (14.7x the plain batch-64
+    # step's memory at batch 1,024; benchmarks/results/grad_cache.md).
+    def backward(carry, inputs):
+        total, state = carry
+        chunk, image_grad, text_grad = inputs
+        (image, text), vjp, state = jax.vjp(
+            lambda variables: embed(variables, state, chunk), trainable, has_aux=True)
+        (part,) = vjp((image_grad.astype(image.dtype), text_grad.astype(text.dtype)))
+        return ([a + g for a, g in zip(total, part)], state), None
+
+    (grads, non_trainable), _ = jax.lax.scan(
+        backward, (list(grads), list(non_trainable)),
+        (chunks, split(image_grads), split(text_grads)))
     return loss, grads, y_pred, non_trainable, metrics_vars
 
 
@@ -227,7 +229,7 @@ def torch_loss_and_grads(model, x, y, weights):
     m = model.micro_batch_size
     batch = _static_batch(x)
     check_micro_batch_size(m, batch)
-    chunks = [keras.tree.map_structure(lambda t: t[i:i + m], x) for i in range(0, batch, m)]
+    chunks = [keras.tree.map_structure(lambda t, i=i: t[i:i + m], x) for i in range(0, batch, m)]
 
     # Pass 1: embeddings of every micro-batch, without autograd.
     state = forward_state_variables(model)
