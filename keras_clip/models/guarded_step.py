@@ -116,6 +116,7 @@ def tf_train_step(model, data):
                                        training=True)
             scaled = model.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, weights)
+    grads = _dense(grads)
     finite = _agree_across_replicas(all_finite(_checked(model, loss, grads)))
     for variable, old in zip(state, saved):
         variable.assign(tf.where(finite, variable.value, old))
@@ -123,6 +124,19 @@ def tf_train_step(model, data):
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     _update_step_metrics(model, unscale_loss_for_distribution(loss), x, finite, replicas)
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _dense(grads):
+    """Embedding-lookup gradients (`tf.IndexedSlices`) as dense tensors.
+
+    Keras' TensorFlow optimizers square an IndexedSlices gradient slice by
+    slice: a row gathered several times in a batch (a repeated token) gets the
+    sum of squares, not the square of the sum, in Adam's second moment. Dense,
+    the update is Adam's, as on JAX and torch (tests/test_backend_agreement.py).
+    """
+    import tensorflow as tf
+
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
 
 def _agree_across_replicas(finite):
