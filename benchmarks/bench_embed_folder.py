@@ -14,13 +14,20 @@ by part in an order rotated every round (so load drifts hit every system):
 - `clip_edge/<precision>`: the edge runtime on an export folder, as
   `clip-edge embed` runs it (preprocess a batch, then encode it).
 
-Every system uses ViT-B/32 in fp32 with random weights (throughput only; each
-system's own), all cores, and a warm-up folder outside the timing. Reports
-images/s per part, the paired ratio to open_clip and each system's own split
-of the time (decode, resize + normalise, model, write).
+Every system uses ViT-B/32 with random weights (throughput only; each
+system's own; keras_clip's fp32 and bf16 workers share theirs), all cores, and
+a warm-up folder outside the timing. Reports images/s per part, the paired
+ratio to open_clip, each system's own split of the time (decode, resize +
+normalise, model, write) and the cosine of bf16 / int8 rows to their fp32
+twin. The set-up of each system and each system's run on each part hold the
+shared lock `--lock` (flock(2)); the report is rewritten after every part.
 
     python benchmarks/bench_embed_folder.py --edge-folder /tmp/vit_b32_export
-        [--images 2000] [--backends tensorflow] [--reference-python /work/refenv/bin/python]
+        [--images 2000] [--backends tensorflow] [--precisions fp32,bf16]
+        [--edge-precisions fp32,int8] [--reference-python /work/refenv/bin/python]
+
+(the edge folder: `keras-clip export vit_b32 --random-weights --formats onnx
+--int8 static`).
 """
 
 import argparse
