@@ -30,7 +30,7 @@ def _value_and_grads(fn, *args):
     if backend == "jax":
         import jax
 
-        value, grads = jax.value_and_grad(fn, argnums=tuple(range(len(args))))(*args)
+        value, grads = jax.jit(jax.value_and_grad(fn, argnums=tuple(range(len(args)))))(*args)
     elif backend == "tensorflow":
         import tensorflow as tf
 
