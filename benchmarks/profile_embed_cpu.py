@@ -82,17 +82,17 @@ def keras_side(paths, edge_folder):
               "batch": len(batch)}
     for precision in ("fp32", "bf16"):
         tower, _ = for_precision(model, precision)
-        report[f"model_{precision}"] = _model_cpu(lambda: tower.encode_image(batch), len(batch))
+        report[f"model_{precision}"] = _model_cpu(lambda t=tower: t.encode_image(batch), len(batch))
     if edge_folder:
         import clip_edge
 
         for precision in ("fp32", "int8"):
             edge = clip_edge.ClipEdge(edge_folder, precision=precision, verify=False)
             if precision == "fp32":
-                _, ms = _cpu_ms(lambda: edge.preprocess(paths))
+                _, ms = _cpu_ms(lambda e=edge: e.preprocess(paths))
                 report["edge_decode_resize_ms"] = ms / len(paths)
             report[f"edge_model_{precision}"] = _model_cpu(
-                lambda: edge.encode_pixels(batch), len(batch))
+                lambda e=edge: e.encode_pixels(batch), len(batch))
     return report
 
 
