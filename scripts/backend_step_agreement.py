@@ -128,7 +128,10 @@ def relative_difference(a, b):
 
 def compare(args):
     """Prints the agreement table; returns the report dict."""
-    results = {b: json.load(open(os.path.join(args.work, f"{b}.json"))) for b in BACKENDS}
+    results = {}
+    for b in BACKENDS:
+        with open(os.path.join(args.work, f"{b}.json")) as file:
+            results[b] = json.load(file)
     weights = {b: np.load(os.path.join(args.work, f"{b}.npz")) for b in BACKENDS}
     report = {"epoch_fingerprints": {b: r["epoch_fingerprint"] for b, r in results.items()},
               "skipped_steps": {b: r["skipped_steps"] for b, r in results.items()},
