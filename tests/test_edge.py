@@ -13,11 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_clip.export import export_towers
-from keras_clip.models import CLIP
 from keras_clip.preprocessing import preprocess_numpy
 from keras_clip.tokenizer import CLIPTokenizer
-from tests.conftest import tiny_config
 from tests.test_preprocessing import EAGER_MAX, cases, expected, load_case
 
 EXPORT_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "export")
@@ -100,12 +97,10 @@ def _run(args, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tiny_export, tmp_path_factory):
+    """The session's tiny export (tests/conftest.py) and three test images in a folder of our own."""
+    model, folder, _ = tiny_export
     root = tmp_path_factory.mktemp("edge")
-    keras.utils.set_random_seed(3)
-    model = CLIP(tiny_config("vit", embed_dim=64, vocab_size=49408))
-    folder = str(root / "export")
-    export_towers(model, folder, formats=("onnx",))
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
     b = rng.integers(0, 256, (64, 33), dtype=np.uint8)  # grayscale, portrait
@@ -179,20 +174,12 @@ def test_clip_edge_matches_keras_without_importing_frameworks(exported):
     np.testing.assert_array_equal(edge["probabilities"].argmax(-1), probabilities.argmax(-1))
 
 
-@pytest.fixture(scope="module")
-def full_folder(tmp_path_factory):
-    """An export with LiteRT towers, graphs and conformance.npz (shared with test_edge_graphs)."""
-    from tests.test_edge_graphs import built_folder
-
-    return built_folder(tmp_path_factory)[1]
-
-
 @pytest.mark.parametrize("runtime", ["onnx", "litert"])
 @pytest.mark.parametrize("preprocess", ["graph", "python"])
-def test_clip_edge_never_imports_frameworks_on_any_path(full_folder, tmp_path, runtime, preprocess):
+def test_clip_edge_never_imports_frameworks_on_any_path(exported, tmp_path, runtime, preprocess):
     script = tmp_path / "paths_script.py"
     script.write_text(PATHS_SCRIPT)
-    result = _run([str(script), full_folder, runtime, preprocess])
+    result = _run([str(script), exported[1], runtime, preprocess])
     assert result.returncode == 0 and "EDGE_OK" in result.stdout, result.stderr[-3000:]
     assert result.stdout.split()[1] == preprocess and result.stdout.split()[-1] == "True", result.stdout
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_clip.export import export_towers
 from keras_clip.export.manifest import file_entries
 from keras_clip.export.onnx_export import export_onnx
 from keras_clip.models import CLIP
@@ -28,26 +27,10 @@ from clip_edge import ClipEdge
 
 PATHS = ("graph", "python")
 NEW_KEYS = ("graphs", "litert", "conformance")
-_BUILT = {}
-
-
-def built_folder(tmp_path_factory):
-    """`(model, folder)`: a tiny model exported with ONNX, LiteRT, graphs and conformance.npz.
-
-    Built once per session (tests/test_edge.py uses it too); tests copy it before editing.
-    """
-    if "folder" not in _BUILT:
-        keras.utils.set_random_seed(5)
-        model = CLIP(tiny_config("vit", embed_dim=64, vocab_size=49408))
-        folder = str(tmp_path_factory.mktemp("edge_graphs") / "export")
-        export_towers(model, folder, formats=("onnx", "litert"))
-        _BUILT.update(model=model, folder=folder)
-    return _BUILT["model"], _BUILT["folder"]
-
-
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return built_folder(tmp_path_factory)[1]
+def folder(tiny_export):
+    """The session's tiny export (tests/conftest.py); tests copy it before editing."""
+    return tiny_export[1]
 
 
 @pytest.fixture(scope="module")
@@ -200,9 +183,11 @@ def test_old_folder_gives_clear_errors_for_graph_litert_and_verify(old_folder):
     assert result.stderr.count("\n") == 1 and "exported before conformance files" in result.stderr
 
 
-@pytest.mark.parametrize("args", [("verify", "no/such/folder"), ("verify", "{folder}", "--precision", "int8")])
-def test_cli_verify_bad_input_exits_2(folder, args):
-    result = _cli(*(a.format(folder=folder) for a in args))
+@pytest.mark.parametrize("args", [("verify", "no/such/folder"), ("verify", "{fp32_only}", "--precision", "int8")])
+def test_cli_verify_bad_input_exits_2(folder, tmp_path, args):
+    fp32_only = copy_folder(folder, tmp_path)  # no int8 towers
+    edit_manifest(fp32_only, lambda m: [variants.pop("int8") for variants in m["onnx"].values()])
+    result = _cli(*(a.format(fp32_only=fp32_only) for a in args))
     assert result.returncode == 2 and result.stderr.startswith("clip-edge: error: "), result.stderr
     assert "Traceback" not in result.stderr
 
@@ -211,12 +196,24 @@ def test_cli_verify_bad_input_exits_2(folder, args):
 BAD_TEXTS = [(["a cat", 3], "must be a str; element 1 is int: 3"),
              (["a cat", None], "must be a str; element 1 is NoneType"),
              (7, "Expected a string or a list of strings, received int")]
+
+
+def _truncated_jpeg():
+    """The bytes of a 32x32 JPEG without its last 200 bytes."""
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, format="JPEG")
+    return buffer.getvalue()[:-200]
+
+
 BAD_IMAGES = [
     ([np.zeros((4, 4, 3), np.uint8), np.zeros(12, np.uint8)], r"images\[1\]: .*shape \(H, W, 3\).*received \(12,\)"),
     ([np.zeros((1, 4, 4, 3), np.uint8)], r"images\[0\]: .*received \(1, 4, 4, 3\)"),
     ([np.zeros((0, 5, 3), np.uint8)], r"images\[0\]: .*empty image of shape \(0, 5, 3\)"),
     ([np.zeros((5, 0), np.uint8)], r"images\[0\]: .*empty image of shape \(5, 0\)"),
     ([b"certainly not a JPEG"], r"images\[0\]: 20 bytes is not an image file Pillow can decode"),
+    ([np.zeros((4, 4, 3), np.uint8), _truncated_jpeg()],
+     r"images\[1\]: \d+ bytes is truncated or damaged; Pillow could not decode it \(image file is truncated"),
     ([np.zeros((4, 4, 3), np.float32)], r"images\[0\]: .*must be uint8"),
 ]
 

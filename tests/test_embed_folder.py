@@ -52,10 +52,17 @@ def _reference(model, names):
     return np.concatenate([np.asarray(model.encode_image(pre(Image.open(n)))) for n in names])
 
 
-def test_output_equals_encode_image_of_image_preprocessor(setup, tmp_path):
-    out = str(tmp_path / "emb.npy")
-    result = embed_folder(setup["model"], setup["images"], out, batch_size=BATCH, verbose=False)
-    names = (tmp_path / "emb.txt").read_text().splitlines()
+@pytest.fixture(scope="module")
+def whole(setup, tmp_path_factory):
+    """`(output path, result)` of one uninterrupted `embed_folder` run over the image folder."""
+    out = str(tmp_path_factory.mktemp("whole") / "emb.npy")
+    return out, embed_folder(setup["model"], setup["images"], out, batch_size=BATCH, verbose=False)
+
+
+def test_output_equals_encode_image_of_image_preprocessor(setup, whole):
+    out, result = whole
+    with open(out[:-len(".npy")] + ".txt") as file:
+        names = file.read().splitlines()
     expected = sorted(f for f in os.listdir(setup["images"]) if f.endswith((".jpg", ".png")))
     expected = sorted(set(expected) - {"broken.jpg"} | {os.path.join("sub", "rgba.png")})
     assert names == [os.path.join(setup["images"], f) for f in expected]
@@ -101,9 +108,7 @@ embed_folder(from_preset(model_dir), images, out, batch_size=int(batch), verbose
 """
 
 
-def test_killed_run_resumes_to_the_same_file(setup, tmp_path):
-    whole = str(tmp_path / "whole.npy")
-    embed_folder(setup["model"], setup["images"], whole, batch_size=BATCH, verbose=False)
+def test_killed_run_resumes_to_the_same_file(setup, whole, tmp_path):
     out = str(tmp_path / "resumed.npy")
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_RUN, setup["model_dir"], setup["images"], out,
@@ -122,8 +127,9 @@ def test_killed_run_resumes_to_the_same_file(setup, tmp_path):
         del model.encode_image
     # 16 files; the killed run finished 2 batches of 4 (00-07.jpg), the rest is 2 batches.
     assert result.resumed == KILL_AFTER * BATCH and len(encoded) == 2
-    np.testing.assert_array_equal(np.load(out), np.load(whole))
-    assert (tmp_path / "resumed.txt").read_text() == (tmp_path / "whole.txt").read_text()
+    np.testing.assert_array_equal(np.load(out), np.load(whole[0]))
+    with open(whole[0][:-len(".npy")] + ".txt") as file:
+        assert (tmp_path / "resumed.txt").read_text() == file.read()
     assert [name for name, _ in result.skipped] == ["broken.jpg"]
     assert not os.path.exists(out + ".partial")
 

@@ -1,8 +1,9 @@
 """Export of the towers to ONNX / SavedModel on the current Keras backend.
 
-Exports are slow, so one module-scoped fixture writes them once: a tiny ViT
-CLIP (both towers, every format, fp16 and int8) and a tiny ResNet CLIP (image
-tower; its text tower is the same architecture as the ViT model's).
+Exports are slow, so they are written once: the session's tiny ViT export
+(`tiny_export` in tests/conftest.py: both towers, every format, fp16 and static
+int8) and a module-scoped tiny ResNet CLIP (image tower, fp16; its text tower
+is the same architecture as the ViT model's).
 """
 
 import json
@@ -14,6 +15,7 @@ import textwrap
 
 import keras
 import numpy as np
+import onnx
 import pytest
 
 import keras_clip
@@ -29,6 +31,7 @@ from keras_clip.export.parity import (
     sample_inputs,
     saved_model_parity,
 )
+from keras_clip.export.quantize import to_int8
 from keras_clip.export.saved_model import export_saved_model
 from keras_clip.models import CLIP
 from keras_clip.tokenizer import CLIPTokenizer
@@ -44,16 +47,11 @@ def _tiny_model(vision, seed):
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    root = tmp_path_factory.mktemp("exports")
-    vit, resnet = _tiny_model("vit", 1), _tiny_model("resnet", 2)
-    vit_dir, resnet_dir = str(root / "vit"), str(root / "resnet")
-    vit_manifest = export_towers(vit, vit_dir, fp16=True, int8=True)
+def exports(tiny_export, tmp_path_factory):
+    resnet = _tiny_model("resnet", 2)
+    resnet_dir = str(tmp_path_factory.mktemp("exports") / "resnet")
     resnet_manifest = export_towers(resnet, resnet_dir, fp16=True, towers=("image_encoder",))
-    return {
-        "vit": (vit, vit_dir, vit_manifest),
-        "resnet": (resnet, resnet_dir, resnet_manifest),
-    }
+    return {"vit": tiny_export, "resnet": (resnet, resnet_dir, resnet_manifest)}
 
 
 CASES = [("vit", "image_encoder"), ("vit", "text_encoder"), ("resnet", "image_encoder")]
@@ -82,8 +80,6 @@ def test_saved_model_parity_batch_1_and_5(exports, family, tower):
 
 
 def test_onnx_interface_and_metadata(exports):
-    import onnx
-
     model, directory, manifest = exports["vit"]
     for tower, (name, elem_type, shape) in {
         "image_encoder": ("images", onnx.TensorProto.FLOAT, [32, 32, 3]),
@@ -120,9 +116,12 @@ def test_fp16_cosine_and_finite(exports, family, tower):
 
 
 @pytest.mark.parametrize("tower", ["image_encoder", "text_encoder"])
-def test_int8_cosine(exports, tower):
+def test_dynamic_int8_cosine(exports, tower, tmp_path):
+    """Dynamic int8 (`--int8`); static int8 is tests/test_quantize_static.py's."""
     model, directory, manifest = exports["vit"]
-    path = os.path.join(directory, manifest["onnx"][tower]["int8"])
+    path = to_int8(os.path.join(directory, manifest["onnx"][tower]["fp32"]),
+                   str(tmp_path / f"{tower}.int8.onnx"), method="dynamic")
+    assert "DynamicQuantizeLinear" in [node.op_type for node in onnx.load(path).graph.node]
     figures = onnx_parity(model, path, tower, batch_sizes=(5,))
     print(f"int8 vit {tower} (random weights): {figures}")
     assert figures["finite"] and figures["min_cosine"] >= 0.99, figures

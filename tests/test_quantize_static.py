@@ -2,7 +2,6 @@
 
 import os
 
-import keras
 import numpy as np
 import onnx
 import pytest
@@ -15,18 +14,13 @@ from keras_clip.export.calibration import GENERATED_SEEDS, folder_images
 from keras_clip.export.conformance import conformance_images
 from keras_clip.export.parity import onnx_parity
 from keras_clip.export.quantize import to_int8
-from keras_clip.models import CLIP
 from keras_clip.preprocessing.eager import preprocess_numpy
-from tests.conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
-def static_export(tmp_path_factory):
-    keras.utils.set_random_seed(3)
-    model = CLIP(tiny_config("vit", embed_dim=64, vocab_size=49408))
-    folder = str(tmp_path_factory.mktemp("static") / "export")
-    manifest = export_towers(model, folder, formats=("onnx",), int8="static")
-    return model, folder, manifest
+def static_export(tiny_export):
+    """The session's tiny export (tests/conftest.py): its int8 ONNX towers are static."""
+    return tiny_export
 
 
 def _initializers(path):

@@ -9,15 +9,11 @@ import gzip
 import json
 import os
 
-import keras
 import numpy as np
 import pytest
 
 from keras_clip.export.parity import keras_embeddings, load_saved_model
-from keras_clip.export.saved_model import export_saved_model
-from keras_clip.models import CLIP
 from keras_clip.tokenizer import CLIPTokenizer
-from tests.conftest import tiny_config
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 BAR = 0.99  # issue 12: ids identical on >= 99% of the corpus rows
@@ -31,12 +27,10 @@ def _corpus():
 
 
 @pytest.fixture(scope="module")
-def strings_export(tmp_path_factory):
-    keras.utils.set_random_seed(3)
-    model = CLIP(tiny_config("vit", embed_dim=64, vocab_size=49408))
-    path = str(tmp_path_factory.mktemp("strings") / "text_encoder_strings")
-    export_saved_model(model, "text_encoder_strings", path)
-    loaded = load_saved_model(path)
+def strings_export(tiny_export):
+    """The session's tiny export (tests/conftest.py): its `text_encoder_strings/` SavedModel."""
+    model, folder, manifest = tiny_export
+    loaded = load_saved_model(os.path.join(folder, manifest["saved_model"]["text_encoder_strings"]))
     assert sorted(loaded.signatures) == ["serve_texts", "serving_default"]
     return model, loaded.signatures["serving_default"]
 
