@@ -5,8 +5,8 @@ demo's first batches (its own tf.data pipeline) to a folder, then runs
 `model.fit` with the demo's optimizer for `--steps` steps on each backend in
 a child process from exactly those weights and batches, and compares: the
 per-step loss, and every variable after chosen steps (relative L2
-difference). Each child also fingerprints the demo's whole first epoch of
-batches as its own backend builds it, to show whether the data differ.
+difference). Each child also fingerprints the batches it uses as its own
+backend's demo pipeline builds them, to show whether the data differ.
 
 What it found (seed 0): identical data on the three backends; TensorFlow's
 updates differed from the first applied step, by weight decay on gains, biases
@@ -93,7 +93,7 @@ def child(args):
 
     backend = keras.backend.backend()
     keras.utils.set_random_seed(args.seed)
-    epoch_fingerprint = _fingerprint(_demo_batches(args.samples, args.batch_size, args.seed))
+    used = _fingerprint(_demo_batches(args.steps * args.batch_size, args.batch_size, args.seed))
     model = keras_clip.CLIP(DEMO_CONFIG)
     init = np.load(os.path.join(args.work, "init.npz"))
     for i, variable in enumerate(model.weights):
@@ -117,7 +117,7 @@ def child(args):
     losses = [k * m - (k - 1) * p for k, (m, p) in enumerate(zip(running, [0.0] + running), 1)]
     np.savez(os.path.join(args.work, f"{backend}.npz"), **snapshots)
     with open(os.path.join(args.work, f"{backend}.json"), "w") as file:
-        json.dump({"losses": losses, "epoch_fingerprint": epoch_fingerprint,
+        json.dump({"losses": losses, "batches_fingerprint": used,
                    "skipped_steps": float(model.skipped_steps_tracker.result())}, file)
 
 
@@ -133,10 +133,10 @@ def compare(args):
         with open(os.path.join(args.work, f"{b}.json")) as file:
             results[b] = json.load(file)
     weights = {b: np.load(os.path.join(args.work, f"{b}.npz")) for b in BACKENDS}
-    report = {"epoch_fingerprints": {b: r["epoch_fingerprint"] for b, r in results.items()},
+    report = {"batch_fingerprints": {b: r["batches_fingerprint"] for b, r in results.items()},
               "skipped_steps": {b: r["skipped_steps"] for b, r in results.items()},
               "losses": {b: r["losses"] for b, r in results.items()}, "weights": {}}
-    print("epoch-1 batch fingerprints:", report["epoch_fingerprints"])
+    print("fingerprints of the batches used:", report["batch_fingerprints"])
     print("skipped steps:", report["skipped_steps"])
     print("step  " + "  ".join(f"{b:>10}" for b in BACKENDS))
     for step, values in enumerate(zip(*(results[b]["losses"] for b in BACKENDS)), 1):
