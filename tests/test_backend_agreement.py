@@ -10,8 +10,12 @@ computes it) with decoupled weight decay (Loshchilov & Hutter 2019); the
 decay rule is the paper's / open_clip's. Every backend meets the same
 reference, so the backends agree with each other.
 
-TensorFlow used to decay every weight here (gains, biases, the temperature):
-Keras matches the exclusion pattern against the tf.Variable's name there.
+Two TensorFlow-only faults this caught (JAX and torch were right): weight
+decay on every weight (Keras matches the exclusion pattern against the
+tf.Variable's name there), and a wrong Adam second moment for the token
+embedding (Keras squares its IndexedSlices gradient slice by slice, so
+repeated tokens summed squares). `scripts/backend_step_agreement.py` shows
+them on the demo's own model and batches.
 """
 
 import math
