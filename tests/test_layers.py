@@ -142,3 +142,34 @@ def test_layer_arguments_are_checked():
         L.MultiHeadSelfAttention(3)(np.ones((1, 2, 10), "float32"))
     with pytest.raises(ValueError, match="Expected a 2x2 feature map"):
         L.AttentionPool2d(2, 2, 4)(np.ones((1, 3, 3, 8), "float32"))
+
+
+def test_patch_embedding_equals_the_strided_convolution():
+    """Same kernel, same numbers as `Conv2D(stride = kernel)`, computed with numpy
+    (on JAX the layer runs as a matmul over flattened patches)."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2, 12, 12, 3)).astype("float32")
+    layer = L.PatchEmbedding(5, 4, strides=4, use_bias=False)
+    out = ops.convert_to_numpy(layer(images))
+    kernel = ops.convert_to_numpy(layer.kernel)  # (4, 4, 3, 5)
+    patches = images.reshape(2, 3, 4, 3, 4, 3).transpose(0, 1, 3, 2, 4, 5)
+    expected = np.einsum("bijyxc,yxcf->bijf", patches, kernel)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="XLA program of the JAX path")
+def test_patch_embedding_gradient_has_no_convolution_on_jax():
+    """XLA:CPU emits this convolution's weight gradient as a naive loop inside the
+    gradient-caching `lax.scan` (benchmarks/results/grad_cache.md): none is left."""
+    import jax
+
+    layer = L.PatchEmbedding(8, 4, strides=4, use_bias=False)
+    images = np.ones((2, 8, 8, 3), "float32")
+    layer.build(images.shape)
+
+    def loss(kernel):
+        out, _ = layer.stateless_call([kernel], [], images)
+        return ops.sum(out**2)
+
+    hlo = jax.jit(jax.grad(loss)).lower(layer.kernel.value).as_text()
+    assert "convolution" not in hlo

@@ -10,4 +10,5 @@ from keras_clip.layers.embeddings import (
     TokenAndPositionEmbedding,
 )
 from keras_clip.layers.logit_scale import ContrastiveLogits, l2_normalize
+from keras_clip.layers.patch_embedding import PatchEmbedding
 from keras_clip.layers.residual_block import ResidualAttentionBlock

@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from keras_clip.config import ViTConfig
-from keras_clip.layers import ClassTokenAndPositionEmbedding
+from keras_clip.layers import ClassTokenAndPositionEmbedding, PatchEmbedding
 from keras_clip.models.towers import Tower
 
 
@@ -35,7 +35,7 @@ class VisionTransformerEncoder(Tower):
     def __init__(self, vision, embed_dim, dtype=None, **kwargs):
         config = self.parse_config(vision)
         images = keras.Input((config.image_size, config.image_size, 3), name="images")
-        x = layers.Conv2D(
+        x = PatchEmbedding(
             config.width,
             config.patch_size,
             strides=config.patch_size,
