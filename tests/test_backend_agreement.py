@@ -22,6 +22,7 @@ import math
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 from keras_clip import CLIP
@@ -32,9 +33,9 @@ LR, WEIGHT_DECAY, TOTAL_STEPS, WARMUP_STEPS, STEPS = 1e-3, 0.1, 8, 2, 4
 BETA_1, BETA_2, EPSILON = 0.9, 0.98, 1e-6  # build_optimizer's defaults (the paper's)
 
 
-def _model_from_numpy(seed=0):
+def _model_from_numpy(seed=0, loss="softmax"):
     """A tiny ViT CLIP whose weights are drawn with numpy: the same on every backend."""
-    model = CLIP(tiny_config("vit"))
+    model = CLIP(tiny_config("vit"), loss=loss)
     rng = np.random.default_rng(seed)
     for variable in model.weights:
         value = rng.normal(0.0, 0.05, variable.shape)
@@ -129,10 +130,12 @@ def test_each_training_step_is_the_published_adamw_step():
     assert float(model.skipped_steps_tracker.result()) == 0.0
 
 
-def test_a_fresh_optimizer_decays_only_weights_with_two_or_more_dimensions():
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
+def test_a_fresh_optimizer_decays_only_weights_with_two_or_more_dimensions(loss):
     """Nothing asks the optimizer about a variable before its first update (as in
-    `fit`): zero gradients move only the weights that weight decay shrinks."""
-    model = _model_from_numpy()
+    `fit`): zero gradients move only the weights that weight decay shrinks (SigLIP's
+    0-d `logit_bias` included, as open_clip excludes it)."""
+    model = _model_from_numpy(loss=loss)
     optimizer = build_optimizer(model, LR, weight_decay=WEIGHT_DECAY)
     variables = model.trainable_variables
     before = [ops.convert_to_numpy(v).copy() for v in variables]

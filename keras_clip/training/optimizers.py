@@ -18,12 +18,12 @@ import numbers
 import keras
 
 # The names of keras_clip's variables with fewer than two dimensions: biases,
-# LayerNorm / BatchNorm gains and shifts, the ViT class token and the
-# temperature. By name, as Keras' AdamW excludes variables. Keras matches it
+# LayerNorm / BatchNorm gains and shifts, the ViT class token, the
+# temperature and SigLIP's bias. By name, as Keras' AdamW excludes variables. Keras matches it
 # against `variable.name` ("gamma") on JAX and torch, but on TensorFlow against
 # the underlying tf.Variable's name ("ln_final/gamma:0", "…/gamma/replica_1:0"
 # under MirroredStrategy), so the pattern accepts both forms.
-NO_DECAY_PATTERN = r"(^|/)(bias|gamma|beta|class_embedding|logit_scale)(/replica_\d+)?(:\d+)?$"
+NO_DECAY_PATTERN = r"(^|/)(bias|gamma|beta|class_embedding|logit_scale|logit_bias)(/replica_\d+)?(:\d+)?$"
 
 
 def uses_weight_decay(variable):
