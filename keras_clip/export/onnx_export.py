@@ -216,11 +216,13 @@ def _jax_proto(tower, input_name, shape, dtype, opset):
             input_names=[input_name],
             output_names=list(OUTPUT_NAMES),
         )
-    # jax2onnx leaves weight transposes and batch-norm arithmetic unfolded;
-    # fold them so weights are plain initializers (smaller graph, fp16-able).
+    # jax2onnx leaves weight transposes, reshapes (the patch embedding's matmul
+    # kernel) and batch-norm arithmetic unfolded; fold them, whatever their size,
+    # so weights are plain initializers (smaller graph, fp16- and int8-able).
     import onnxscript.optimizer
 
-    return onnxscript.optimizer.optimize(proto)
+    limit = 1 << 40
+    return onnxscript.optimizer.optimize(proto, input_size_limit=limit, output_size_limit=limit)
 
 
 # --------------------------------------------------------------------- torch
