@@ -12,7 +12,9 @@ PARSER = {
                    "checks the Keras-free edge runtime against Keras. Offline, CPU, minutes; "
                    "each step is announced as [k/N]. Writes into --output: "
                    "training_curves.png, similarity_matrix.png, zero_shot_confusion.png, "
-                   "summary.json, model/ (a preset folder) and export/ (the ONNX folder).\n\n"
+                   "summary.json, model/ (a preset folder), export/ (the ONNX folder: fp32 and "
+                   "dynamic int8) and int8_static/ (static int8 calibrated on training "
+                   "images).\n\n"
                    "Example:\n  keras-clip demo --output demo_output --epochs 5",
 }
 
@@ -46,5 +48,6 @@ def run(args):
                        eval_samples=args.eval_samples, seed=args.seed,
                        export=not args.no_export, overwrite=args.overwrite)
     print("\n" + format_summary(summary))
-    print(f"\nplots, summary.json, model/ and export/ are in {args.output}/")
+    folders = "model/" if args.no_export else "model/, export/ and int8_static/"
+    print(f"\nplots, summary.json and {folders} are in {args.output}/")
     return 0
