@@ -96,8 +96,8 @@ def targets(inference, training, data, cls=None):
             lines.append(f"| {name} | not measured | – |")
             return
         r = row["ratio_vs_open_clip"]
-        lines.append(f"| {name} | {system}: {ratio(r)}{extra} | "
-                     f"{verdict(r['median'], goal, needs, cls)} |")
+        met = "–" if goal is None else verdict(r["median"], goal, needs, cls)
+        lines.append(f"| {name} | {system}: {ratio(r)}{extra} | {met} |")
 
     if inference:
         cases = inference["cases"]
@@ -117,8 +117,10 @@ def targets(inference, training, data, cls=None):
             add("ONNX fp32 vit_b32 image b32 >= 1.2x", "onnx/fp32", rows.get("onnx/fp32"), 1.2)
             r8 = rows.get("onnx/int8")
             cos = r8.get("cosine_vs_fp32") if r8 else None
-            add("ONNX int8 vit_b32 image b32 >= 2.0x, cosine >= 0.99", "onnx/int8", r8, 2.0,
-                "" if cos is None else f", cosine {cos:.4f}", VNNI_CLASSES)
+            # run.py's export is dynamic int8: reported here; the 2x target is judged on the
+            # static (calibrated) export that bench_edge_runtimes.py times (edge_runtime_rows).
+            add("ONNX int8 dynamic vit_b32 image b32 (reported; 2x is judged on static int8)",
+                "onnx/int8", r8, None, "" if cos is None else f", cosine {cos:.4f}")
     if training:
         for key, rows in training["cases"].items():
             s, r = best(rows, "keras_clip", exclude=("remat",))
