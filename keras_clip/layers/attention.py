@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from keras_clip.layers.dense import Dense
+
 
 @keras.saving.register_keras_serializable(package="keras_clip")
 class MultiHeadSelfAttention(layers.Layer):
@@ -37,9 +39,9 @@ class MultiHeadSelfAttention(layers.Layer):
             )
         self.width = width
         self.head_dim = width // self.num_heads
-        self.in_proj = layers.Dense(3 * width, name="in_proj", dtype=self.dtype_policy)
+        self.in_proj = Dense(3 * width, name="in_proj", dtype=self.dtype_policy)
         self.in_proj.build(input_shape)
-        self.out_proj = layers.Dense(width, name="out_proj", dtype=self.dtype_policy)
+        self.out_proj = Dense(width, name="out_proj", dtype=self.dtype_policy)
         self.out_proj.build(input_shape)
 
     def call(self, x):

@@ -4,6 +4,7 @@ import keras
 from keras import layers, ops
 
 from keras_clip.layers.bottleneck import check_data_format
+from keras_clip.layers.dense import Dense
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
@@ -65,10 +66,10 @@ class AttentionPool2d(layers.Layer):
             name="positional_embedding",
         )
         token_shape = (None, width)
-        self.q_proj = layers.Dense(width, name="q_proj", dtype=policy)
-        self.k_proj = layers.Dense(width, name="k_proj", dtype=policy)
-        self.v_proj = layers.Dense(width, name="v_proj", dtype=policy)
-        self.c_proj = layers.Dense(self.output_dim, name="c_proj", dtype=policy)
+        self.q_proj = Dense(width, name="q_proj", dtype=policy)
+        self.k_proj = Dense(width, name="k_proj", dtype=policy)
+        self.v_proj = Dense(width, name="v_proj", dtype=policy)
+        self.c_proj = Dense(self.output_dim, name="c_proj", dtype=policy)
         for layer in (self.q_proj, self.k_proj, self.v_proj, self.c_proj):
             layer.build(token_shape)
 

@@ -5,6 +5,7 @@ from keras import layers
 
 from keras_clip.layers.activations import get_activation
 from keras_clip.layers.attention import MultiHeadSelfAttention
+from keras_clip.layers.dense import Dense
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
@@ -53,8 +54,8 @@ class ResidualAttentionBlock(layers.Layer):
             self.num_heads, causal=self.causal, name="attn", dtype=policy
         )
         self.ln_2 = layers.LayerNormalization(epsilon=eps, name="ln_2", dtype=policy)
-        self.c_fc = layers.Dense(self.mlp_dim, name="c_fc", dtype=policy)
-        self.c_proj = layers.Dense(width, name="c_proj", dtype=policy)
+        self.c_fc = Dense(self.mlp_dim, name="c_fc", dtype=policy)
+        self.c_proj = Dense(width, name="c_proj", dtype=policy)
         for layer in (self.ln_1, self.attn, self.ln_2):
             layer.build(input_shape)
         self.c_fc.build(input_shape)
