@@ -8,6 +8,7 @@ import pytest
 from keras import ops
 
 from keras_clip import layers as L
+from keras_clip.layers.dense import Dense
 
 
 def to_numpy(x):
@@ -123,6 +124,7 @@ def test_bottleneck_downsamples_both_paths():
         (L.TokenAndPositionEmbedding(10, 3, 8), [np.ones((1, 3), "int32")]),
         (L.Bottleneck(2, stride=2), [np.ones((1, 4, 4, 8), "float32")]),
         (L.AttentionPool2d(2, 2, 6), [np.ones((1, 2, 2, 8), "float32")]),
+        (Dense(3, activation="relu"), [np.ones((1, 2, 8), "float32")]),
     ],
 )
 def test_layers_round_trip_through_get_config(layer, inputs):
@@ -177,8 +179,6 @@ def test_patch_embedding_gradient_has_no_convolution_on_jax():
 
 def test_dense_matches_numpy_on_every_backend():
     """keras_clip's `Dense` (the towers' projections) computes x @ W + b like Keras'."""
-    from keras_clip.layers.dense import Dense
-
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 3, 8)).astype("float32")
     layer = Dense(5)
@@ -193,8 +193,6 @@ def test_dense_matches_numpy_on_every_backend():
 def test_dense_gradients_on_jax_equal_the_analytic_ones(shape, policy):
     """loss = sum(Dense(x) * r): dW = X^T R, db = sum(R), dX = R W^T, for 2-D to 4-D inputs."""
     import jax
-
-    from keras_clip.layers.dense import Dense
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=shape).astype("float32")
