@@ -1,6 +1,6 @@
 """keras_clip vs open_clip / transformers, side by side on this machine: one command.
 
-    python benchmarks/run.py                 # everything (about 25 minutes on 2 cores)
+    python benchmarks/run.py                 # everything (about 40 minutes on 2 cores)
     python benchmarks/run.py --quick         # smoke run: fewer cases and rounds
     python benchmarks/run.py --only inference --only training
 
