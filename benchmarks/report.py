@@ -88,6 +88,12 @@ def verdict(value, goal, needs=None, cls=None):
     return "yes" if value >= goal else "no"
 
 
+def memory_note(row):
+    """`, peak memory 1.06x open_clip's (target <= 1.2x)` for a training row, or ''."""
+    mem = row.get("memory_vs_open_clip") if row else None
+    return "" if mem is None else f", peak memory {mem:.2f}x open_clip's (target <= 1.2x)"
+
+
 def targets(inference, training, data, cls=None):
     lines = ["| target | measured (median [min–max] of per-round ratios) | met |", "|---|---|---|"]
 
@@ -124,14 +130,11 @@ def targets(inference, training, data, cls=None):
     if training:
         for key, rows in training["cases"].items():
             s, r = best(rows, "keras_clip", exclude=("remat",))
-            mem = r.get("memory_vs_open_clip") if r else None
-            add(f"training {key} >= 1.0x", s, r, 1.0,
-                "" if mem is None else f", peak memory {mem:.2f}x open_clip's (target <= 1.2x)")
+            add(f"training {key} >= 1.0x", s, r, 1.0, memory_note(r))
             jax_row = rows.get("keras_clip-jax/default")
             if key.startswith("vit_b32") and jax_row:  # issue 17: no backend far behind
-                mem = jax_row.get("memory_vs_open_clip")
                 add(f"training {key} on JAX >= 0.9x", "keras_clip-jax/default", jax_row, 0.9,
-                    "" if mem is None else f", peak memory {mem:.2f}x open_clip's (target <= 1.2x)")
+                    memory_note(jax_row))
     if data and training:
         fastest_step = max(
             (r["samples_per_s"]["median"] for key, rows in training["cases"].items()
